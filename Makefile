@@ -1,0 +1,47 @@
+# Every target installs what it needs on a fresh machine (a .venv in the repository).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch first, pinned: any other spec makes pip fetch a multi-GB CUDA build on CPU machines.
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: install install-bench train test test-fast bench reproduce-table clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install-bench: install
+	$(BIN)/pip install -q -e ".[dev,bench]"
+
+## the embedded default: a small model on the bundled corpus (python train.py, no arguments)
+train: install
+	$(BIN)/python train.py $(ARGS)
+
+## the whole test suite, offline, on CPU (slow tests included)
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+## speed and memory tables (CPU; GPU when present)
+bench: install-bench
+	$(BIN)/python scripts/bench_memory.py $(ARGS)
+	$(BIN)/python scripts/bench_models.py $(ARGS)
+
+## evaluate checkpoints and print the paper's tables beside ours: make reproduce-table ARGS="--ckpt PATH ..."
+reproduce-table: install
+	$(BIN)/python scripts/reproduce_table.py $(ARGS)
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache data/cache

@@ -1,0 +1,113 @@
+"""End-to-end runs of ``train.py``: fast_dev_run, checkpoints and wandb, multirun, resume, DDP, bad input."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from train_helpers import SMALL, run_dirs, run_train
+
+
+def _train_losses(run_dir: Path) -> dict[int, float]:
+    """step -> train/loss from the CSV logger."""
+    losses = {}
+    for metrics in run_dir.glob("csv/version_*/metrics.csv"):
+        with metrics.open() as f:
+            for row in csv.DictReader(f):
+                if row.get("train/loss"):
+                    losses[int(row["step"])] = float(row["train/loss"])
+    return losses
+
+
+def test_fast_dev_run_of_the_default(tmp_path):
+    proc = run_train(["debug=fdr"], tmp_path)
+    assert "Running in `fast_dev_run` mode" in proc.stdout + proc.stderr
+
+
+def test_default_run_writes_checkpoints_metrics_and_an_offline_wandb_run(tmp_path):
+    run_train(SMALL, tmp_path)
+    (run,) = run_dirs(tmp_path)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list((run / "wandb").glob("offline-run-*")), "no offline wandb run directory"
+    assert (run / ".hydra" / "config.yaml").is_file()
+    header = next(iter(run.glob("csv/version_*/metrics.csv"))).read_text().splitlines()[0]
+    for key in ("train/loss", "val/loss", "val/ppl", "train/tokens_per_sec"):
+        assert key in header
+
+
+def test_two_job_multirun_gets_two_directories_and_two_wandb_runs(tmp_path):
+    run_train(["-m", "model.optimizer.lr=1e-3,3e-3", *SMALL, "trainer.max_steps=2"], tmp_path)
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1"]
+    wandb_runs = {w.name for j in jobs for w in (j / "wandb").glob("offline-run-*")}
+    assert len(wandb_runs) == 2
+    lrs = {(j / ".hydra" / "overrides.yaml").read_text().split("model.optimizer.lr=")[1].split()[0] for j in jobs}
+    assert lrs == {"0.001", "0.003"}
+
+
+def test_runs_started_in_the_same_second_do_not_collide(tmp_path):
+    import subprocess
+    import sys
+
+    from train_helpers import ROOT
+
+    # Hydra resolves the run directory before anything is trained: print it for two processes at once.
+    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.log_dir={tmp_path}", "--cfg", "hydra", "--resolve"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    dirs = {line.split("dir:")[1].strip() for p in procs for line in p.communicate()[0].splitlines()
+            if line.strip().startswith("dir:") and "/runs/" in line}
+    assert len(dirs) == 2
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_next_step_loss_as_the_uninterrupted_run(tmp_path):
+    common = [*SMALL, "logger=csv", "callbacks.model_checkpoint.every_n_train_steps=1", "trainer.max_steps=4",
+              "model.scheduler.warmup_steps=1", "trainer.val_check_interval=100"]
+    run_train([*common, "task_name=whole"], tmp_path)
+    whole = _train_losses(run_dirs(tmp_path, "whole")[0])
+    assert sorted(whole) == [0, 1, 2, 3]
+
+    # Stop after 2 of the 4 steps (max_steps and so the LR schedule unchanged), then resume.
+    stop = ["+callbacks.stop._target_=titans.training.callbacks.StopAtStep", "+callbacks.stop.step=2"]
+    run_train([*common, "task_name=split", *stop], tmp_path)
+    assert sorted(_train_losses(run_dirs(tmp_path, "split")[0])) == [0, 1]
+    run_train([*common, "task_name=split", "ckpt_path=last"], tmp_path)
+    resumed = _train_losses(run_dirs(tmp_path, "split")[1])
+    assert sorted(resumed) == [2, 3], f"resumed run did not continue at step 2: {sorted(resumed)}"
+    for step in resumed:
+        assert resumed[step] == pytest.approx(whole[step], rel=1e-5, abs=1e-6), (step, resumed, whole)
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp(tmp_path):
+    proc = run_train([*SMALL, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                      "trainer.precision=32-true", "logger=csv", "trainer.max_steps=2"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert "distributed_backend=gloo" in out and "All distributed processes registered" in out
+    (run,) = run_dirs(tmp_path)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_unknown_config_option_lists_the_valid_choices(tmp_path):
+    proc = run_train(["model=nope"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "Could not find 'model/nope'" in proc.stderr and "mac" in proc.stderr and "transformer" in proc.stderr
+
+
+def test_vocabulary_mismatch_is_one_clear_line(tmp_path):
+    proc = run_train([*SMALL, "+model.net.vocab_size=10"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "smaller than the tokenizer's vocabulary" in proc.stderr
+
+
+def test_missing_data_file_is_one_clear_line(tmp_path):
+    proc = run_train([*SMALL, f"data.data_dir={tmp_path / 'nowhere'}"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stderr
+
+
+def test_unreachable_hub_names_the_offline_default(tmp_path):
+    proc = run_train([*SMALL, "data=fineweb_edu", "tokenizer=bytes"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "data=shakespeare" in proc.stderr

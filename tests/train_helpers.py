@@ -1,0 +1,37 @@
+"""Run ``train.py`` in a subprocess, the way a user does, with small overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A few optimizer steps of the tiny model on short sequences: seconds on a CPU.
+SMALL = [
+    "size=tiny",
+    "data.seq_len=64",
+    "data.batch_size=2",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "callbacks.model_checkpoint.every_n_train_steps=2",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run_train(args: list[str], log_dir: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline",
+               WANDB_SILENT="true", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.log_dir={log_dir}", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def run_dirs(log_dir: Path, task: str = "train") -> list[Path]:
+    return sorted(p for p in (log_dir / task / "runs").iterdir() if p.is_dir())

@@ -1,0 +1,44 @@
+"""Hydra helpers: custom resolvers and resolution of ``ckpt_path=last``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# One id per process: two runs started in the same second still get different output directories.
+_RUN_ID = f"{os.getpid():x}{secrets.token_hex(2)}"
+
+
+def register_resolvers() -> None:
+    """Register ``${run_id:}`` (unique per process) and ``${eval:...}`` (arithmetic in configs)."""
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID)
+    if not OmegaConf.has_resolver("eval"):
+        OmegaConf.register_new_resolver("eval", lambda expr: eval(expr, {"__builtins__": {}}, {}))
+
+
+def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str, output_dir: str | Path) -> str | None:
+    """``last`` means the newest ``checkpoints/last.ckpt`` of an earlier run of the same task.
+
+    Any other value must be an existing file. Returns ``None`` for a fresh run.
+    """
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) != "last":
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist: give a .ckpt file or ckpt_path=last")
+        return str(ckpt_path)
+    task_dir = Path(log_dir) / task_name
+    output_dir = Path(output_dir).resolve()
+    candidates = [
+        p for p in task_dir.glob("**/checkpoints/last.ckpt")
+        if output_dir not in p.resolve().parents
+    ]
+    if not candidates:
+        raise FileNotFoundError(
+            f"ckpt_path=last found no checkpoints/last.ckpt under {task_dir}: train first, or give ckpt_path=PATH"
+        )
+    return str(max(candidates, key=lambda p: p.stat().st_mtime))

@@ -1,0 +1,89 @@
+"""The training job behind ``python train.py``: build everything from the Hydra config and fit."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from titans.training.hydra_utils import resolve_ckpt_path
+
+log = logging.getLogger(__name__)
+
+
+def world_size_of(trainer: L.Trainer) -> int:
+    return max(1, int(trainer.world_size))
+
+
+def gradient_accumulation(global_batch_tokens: int | None, micro_batch: int, seq_len: int, world_size: int) -> int:
+    """Micro-batches per optimizer step so one step sees ``global_batch_tokens`` tokens over all devices."""
+    if not global_batch_tokens:
+        return 1
+    per_pass = micro_batch * seq_len * world_size
+    accumulate = max(1, round(int(global_batch_tokens) / per_pass))
+    if accumulate * per_pass != int(global_batch_tokens):
+        log.warning(
+            "global_batch_tokens=%s is not a multiple of micro_batch*seq_len*devices=%d: using %d tokens per step",
+            global_batch_tokens, per_pass, accumulate * per_pass,
+        )
+    return accumulate
+
+
+def _instantiate_list(group: DictConfig | None) -> list:
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit the configured model; returns the final callback metrics."""
+    L.seed_everything(cfg.seed, workers=True)
+
+    tokenizer = hydra.utils.instantiate(cfg.tokenizer)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, tokenizer=tokenizer)
+
+    callbacks = _instantiate_list(cfg.get("callbacks"))
+    loggers = _instantiate_list(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    world = world_size_of(trainer)
+    accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, cfg.data.seq_len, world)
+    trainer.accumulate_grad_batches = accumulate
+    tokens_per_step = accumulate * cfg.data.batch_size * cfg.data.seq_len * world
+    if cfg.get("train_tokens"):
+        trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
+
+    vocab_size = len(tokenizer)
+    with open_dict(cfg):
+        requested_vocab = cfg.model.net.get("vocab_size")
+    if requested_vocab is not None and int(requested_vocab) < vocab_size:
+        raise ValueError(
+            f"model.net.vocab_size={requested_vocab} is smaller than the tokenizer's vocabulary ({vocab_size}): "
+            "remove model.net.vocab_size (it is taken from the tokenizer) or pick a matching tokenizer"
+        )
+    model: L.LightningModule = hydra.utils.instantiate(
+        cfg.model,
+        vocab_size=int(requested_vocab or vocab_size),
+        tokens_per_step=tokens_per_step,
+        tokenizer=OmegaConf.to_container(cfg.tokenizer, resolve=True),
+        _convert_="all",
+    )
+    log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
+             tokens_per_step, cfg.data.batch_size, cfg.data.seq_len, world, accumulate)
+
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path, **metrics}
+        log.info("finished: %s", summary)
+    return metrics
