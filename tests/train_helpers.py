@@ -19,14 +19,16 @@ SMALL = [
     "trainer.limit_val_batches=1",
     "trainer.log_every_n_steps=1",
     "callbacks.model_checkpoint.every_n_train_steps=2",
-    "trainer.enable_progress_bar=false",
+    "callbacks.progress_bar.refresh_rate=0",
 ]
 
 
 def run_train(args: list[str], log_dir: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline",
                WANDB_SILENT="true", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.log_dir={log_dir}", *args]
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) come before the overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    cmd = [sys.executable, str(ROOT / "train.py"), *flags, f"paths.log_dir={log_dir}", *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

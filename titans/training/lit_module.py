@@ -113,6 +113,16 @@ class LitCausalLM(L.LightningModule):
             print(f"[titans] {self.net.config.variant}: {total / 1e6:.2f}M parameters "
                   f"({(total - embedding) / 1e6:.2f}M without embeddings)")
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the logging step equal to the optimizer step after a resume.
+
+        Lightning saves ``_batches_that_stepped`` (the step of logged metrics) before incrementing it when a
+        checkpoint is written mid-epoch, so a resumed run would log its first step one behind.
+        """
+        epoch_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict")
+        if epoch_loop is not None and "_batches_that_stepped" in epoch_loop:
+            epoch_loop["_batches_that_stepped"] = checkpoint["global_step"]
+
     # ---- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
         opt_cfg = dict(self.hparams.optimizer)

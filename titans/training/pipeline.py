@@ -69,7 +69,7 @@ def train(cfg: DictConfig) -> dict:
         cfg.model,
         vocab_size=int(requested_vocab or vocab_size),
         tokens_per_step=tokens_per_step,
-        tokenizer=OmegaConf.to_container(cfg.tokenizer, resolve=True),
+        tokenizer=dict(getattr(tokenizer, "titans_config", None) or OmegaConf.to_container(cfg.tokenizer, resolve=True)),
         _convert_="all",
     )
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",

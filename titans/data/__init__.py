@@ -1,0 +1,27 @@
+"""Data: the bundled corpus, tokenizers, language-model datamodules and the resumable sampler."""
+
+from titans.data.base import PackedLMDataModule
+from titans.data.errors import DataUnavailableError
+from titans.data.sampler import ResumableSampler
+from titans.data.text import TextDataModule
+from titans.data.tokenizers import build_tokenizer, tokenizer_fingerprint
+from titans.data.vocab import check_vocab
+
+__all__ = [
+    "DataUnavailableError",
+    "FineWebEduDataModule",
+    "PackedLMDataModule",
+    "ResumableSampler",
+    "TextDataModule",
+    "build_tokenizer",
+    "check_vocab",
+    "tokenizer_fingerprint",
+]
+
+
+def __getattr__(name):  # FineWebEduDataModule imports `datasets` lazily
+    if name == "FineWebEduDataModule":
+        from titans.data.fineweb import FineWebEduDataModule
+
+        return FineWebEduDataModule
+    raise AttributeError(name)

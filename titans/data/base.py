@@ -1,0 +1,96 @@
+"""What the language-model datamodules share: the tokenizer from a config, the resumable sharded train
+loader and the fixed validation loader."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset, Subset
+from transformers import PreTrainedTokenizerFast
+
+from titans.data.sampler import ResumableSampler
+from titans.data.tokenizers import build_tokenizer
+
+
+def tokenizer_from_config(tokenizer) -> tuple[PreTrainedTokenizerFast, dict]:
+    """(tokenizer, its config dict) from None (the bpe default), a config mapping, or a built tokenizer."""
+    if isinstance(tokenizer, PreTrainedTokenizerFast):
+        return tokenizer, dict(getattr(tokenizer, "titans_config", {"name_or_path": tokenizer.name_or_path}))
+    if tokenizer is not None and not isinstance(tokenizer, Mapping):
+        raise TypeError(f"tokenizer must be a config mapping (kind=..., ...) or a PreTrainedTokenizerFast, "
+                        f"got {type(tokenizer).__name__}")
+    config = {k: v for k, v in dict(tokenizer or {}).items() if not str(k).startswith("_")}
+    tok = build_tokenizer(**config)
+    return tok, dict(tok.titans_config)
+
+
+def resolve_batch_size(micro_batch_size: int | None, batch_size: int | None, default: int = 8) -> int:
+    """`batch_size` is accepted as an alias of `micro_batch_size` (the per-device, per-step batch)."""
+    if micro_batch_size is not None and batch_size is not None and micro_batch_size != batch_size:
+        raise ValueError(f"micro_batch_size={micro_batch_size} and batch_size={batch_size} disagree: give one of them")
+    value = micro_batch_size if micro_batch_size is not None else batch_size
+    return default if value is None else int(value)
+
+
+class PackedLMDataModule(L.LightningDataModule):
+    """Subclasses fill self.train_set and self.val_set (datasets of dict(input_ids=LongTensor[seq_len]))
+    in setup()."""
+
+    def __init__(self, seq_len: int, micro_batch_size: int, tokenizer=None, seed: int = 0,
+                 val_batches: int | None = None, num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        if seq_len <= 0 or micro_batch_size <= 0:
+            raise ValueError(f"seq_len and micro_batch_size must be positive (got {seq_len}, {micro_batch_size})")
+        self.seq_len, self.micro_batch_size, self.seed = seq_len, micro_batch_size, seed
+        self.val_batches, self.num_workers, self.pin_memory = val_batches, num_workers, pin_memory
+        self.tokenizer, self.tokenizer_config = tokenizer_from_config(tokenizer)
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    # ------------------------------------------------------------------------------ distribution
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_start_index(self) -> int:
+        """Global sample index of the next training sample: 0 for a fresh run, and after a restore
+        global_step * accumulate_grad_batches * micro_batch_size * world_size."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.global_step * trainer.accumulate_grad_batches * self.micro_batch_size * trainer.world_size
+
+    # ------------------------------------------------------------------------------ loaders
+    def _require_setup(self):
+        if self.train_set is None or self.val_set is None:
+            self.setup("fit")
+
+    def train_dataloader(self, start_index: int | None = None) -> DataLoader:
+        """Infinite loader (no __len__: train with max_steps); batches dict(input_ids=LongTensor[B, seq_len])."""
+        self._require_setup()
+        rank, world_size = self._rank_and_world_size()
+        sampler = ResumableSampler(
+            len(self.train_set), seed=self.seed,
+            start_index=self.train_start_index() if start_index is None else start_index,
+            rank=rank, world_size=world_size,
+        )
+        return DataLoader(self.train_set, batch_size=self.micro_batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        """The same windows every time: the first val_batches * micro_batch_size windows (all if None),
+        split between ranks (rank r takes windows r, r + world_size, ...)."""
+        self._require_setup()
+        rank, world_size = self._rank_and_world_size()
+        count = len(self.val_set)
+        if self.val_batches is not None:
+            count = min(count, self.val_batches * self.micro_batch_size * world_size)
+        indices = list(range(rank, count, world_size))
+        return DataLoader(Subset(self.val_set, indices), batch_size=self.micro_batch_size, shuffle=False,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory)

@@ -1,0 +1,179 @@
+"""FineWebEduDataModule: the paper's LM data (FineWeb-Edu, Llama-2 tokenizer, 4K context).
+
+Two sources, same batches (dict(input_ids=LongTensor[B, seq_len])) and the same resume rule as
+TextDataModule:
+  1. pre-tokenized memory-mapped shards written by scripts/prepare_lm_data.py (the way to train at scale);
+  2. `datasets` streaming from the hub (or from local `data_files`): the first `val_documents` documents are
+     the validation split, the rest is shuffled with a seeded buffer, tokenized and packed on the fly.
+Without shards and without hub access it fails at construction with one line naming the alternatives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from titans.data.base import PackedLMDataModule, resolve_batch_size
+from titans.data.errors import DataUnavailableError
+from titans.data.network import hub_unavailable_reason
+from titans.data.packing import PackedWindows, pack_documents, token_dtype
+from titans.data.paths import data_dir, resolve_path
+from titans.data.shards import META_FILE, read_meta, shard_windows
+from titans.data.tokenizers import tokenizer_fingerprint
+
+DEFAULT_NAME = "HuggingFaceFW/fineweb-edu"
+LOCAL_BUILDERS = ("json", "parquet", "text", "csv", "arrow")
+
+
+def load_stream(name: str = DEFAULT_NAME, dataset_config: str | None = "sample-10BT", data_files=None):
+    """The data set's train split as a `datasets` IterableDataset (streaming, nothing downloaded up front)."""
+    from datasets import load_dataset
+
+    if data_files is not None:
+        return load_dataset(name, data_files=data_files, split="train", streaming=True)
+    return load_dataset(name, dataset_config, split="train", streaming=True)
+
+
+def iter_documents(name: str = DEFAULT_NAME, dataset_config: str | None = "sample-10BT",
+                   data_files=None, text_field: str = "text") -> Iterator[str]:
+    """Stream the text of each document, in the data set's order."""
+    for example in load_stream(name, dataset_config, data_files):
+        yield example[text_field]
+
+
+def encode_documents(tokenizer, texts: Iterator[str], batch_size: int = 256) -> Iterator[list[int]]:
+    """Token ids of each document (no special tokens; the caller appends EOS)."""
+    backend = tokenizer.backend_tokenizer
+    while batch := list(itertools.islice(texts, batch_size)):
+        for encoding in backend.encode_batch(batch, add_special_tokens=False):
+            yield encoding.ids
+
+
+class StreamingPackedDataset(IterableDataset):
+    """Documents -> EOS-joined stream -> seq_len windows, endlessly (epoch e reshuffles with seed + e).
+    Yields this rank's windows (global window index g >= start_index, g % world_size == rank).
+    Resuming re-tokenizes the skipped windows; for long runs prefer prepared shards."""
+
+    def __init__(self, name, dataset_config, data_files, text_field, tokenizer, seq_len, seed, shuffle_buffer,
+                 skip_documents, start_index=0, rank=0, world_size=1):
+        super().__init__()
+        self.source = dict(name=name, dataset_config=dataset_config, data_files=data_files, text_field=text_field)
+        self.tokenizer, self.seq_len, self.seed, self.shuffle_buffer = tokenizer, seq_len, seed, shuffle_buffer
+        self.skip_documents, self.start_index = skip_documents, start_index
+        self.rank, self.world_size = rank, world_size
+
+    def _texts(self, epoch: int) -> Iterator[str]:
+        s = self.source
+        stream = load_stream(s["name"], s["dataset_config"], s["data_files"]).skip(self.skip_documents)
+        stream = stream.shuffle(seed=self.seed + epoch, buffer_size=self.shuffle_buffer)
+        return (example[s["text_field"]] for example in stream)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        eos, g = self.tokenizer.eos_token_id, 0
+        for epoch in itertools.count():
+            buffer, produced = [], False
+            for ids in encode_documents(self.tokenizer, self._texts(epoch)):
+                buffer.extend(ids)
+                buffer.append(eos)
+                while len(buffer) >= self.seq_len:
+                    window, buffer = buffer[: self.seq_len], buffer[self.seq_len:]
+                    produced = True
+                    if g >= self.start_index and g % self.world_size == self.rank:
+                        yield {"input_ids": torch.tensor(window, dtype=torch.long)}
+                    g += 1
+            if not produced:
+                raise ValueError(f"the training stream has fewer than seq_len={self.seq_len} tokens")
+
+
+class FineWebEduDataModule(PackedLMDataModule):
+    """FineWeb-Edu (or any text data set) for language modelling; see the module docstring."""
+
+    def __init__(self, shards_dir: str | os.PathLike | None = None, name: str = DEFAULT_NAME,
+                 dataset_config: str | None = "sample-10BT", seq_len: int = 4096,
+                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
+                 val_documents: int = 2000, shuffle_buffer: int = 10000, text_field: str = "text",
+                 data_files=None, num_workers: int = 0, pin_memory: bool = False, batch_size: int | None = None):
+        explicit_dir = shards_dir is not None
+        self.shards_dir = resolve_path(shards_dir) if explicit_dir else data_dir() / "fineweb-edu"
+        self.name, self.dataset_config, self.data_files, self.text_field = name, dataset_config, data_files, text_field
+        self.val_documents, self.shuffle_buffer = val_documents, shuffle_buffer
+        self.meta = None
+        if (self.shards_dir / META_FILE).is_file():
+            self.meta = read_meta(self.shards_dir)
+            tokenizer = self.meta["tokenizer"] if tokenizer is None else tokenizer
+        elif explicit_dir:
+            read_meta(self.shards_dir)  # raises the "run prepare_lm_data.py" error
+        else:
+            self._check_stream_available()
+            tokenizer = {"kind": "llama2"} if tokenizer is None else tokenizer
+        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+                         tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
+                         pin_memory=pin_memory)
+        if self.meta is not None and self.meta["tokenizer_fingerprint"] != tokenizer_fingerprint(self.tokenizer):
+            raise ValueError(
+                f"the shards in {self.shards_dir} were tokenized with {self.meta['tokenizer']}, not with "
+                f"{self.tokenizer_config}: use that tokenizer or re-run scripts/prepare_lm_data.py with this one"
+            )
+
+    @property
+    def streaming(self) -> bool:
+        return self.meta is None
+
+    def _check_stream_available(self) -> None:
+        if self.data_files is not None or self.name in LOCAL_BUILDERS or Path(self.name).exists():
+            return
+        reason = hub_unavailable_reason()
+        if reason:
+            raise self._unavailable(reason)
+
+    def _unavailable(self, reason: str) -> DataUnavailableError:
+        return DataUnavailableError(
+            f"FineWeb-Edu ({self.name}, {self.dataset_config}) is not available: {reason} and there are no "
+            f"pre-tokenized shards in {self.shards_dir}; use data=shakespeare (the bundled offline corpus), or "
+            f"run python scripts/prepare_lm_data.py --out {self.shards_dir} where the hub is reachable"
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_set is not None:
+            return
+        if self.streaming:
+            texts = iter_documents(self.name, self.dataset_config, self.data_files, self.text_field)
+            try:
+                docs = list(encode_documents(self.tokenizer, itertools.islice(texts, self.val_documents)))
+            except (OSError, ConnectionError) as err:  # network errors, gated or unknown data set
+                message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise self._unavailable(f"loading it failed ({message})") from err
+            tokens = pack_documents(docs, self.tokenizer.eos_token_id, dtype=token_dtype(len(self.tokenizer)))
+            self.val_set = PackedWindows(tokens, self.seq_len)
+            if len(self.val_set) == 0:
+                raise ValueError(f"the first {self.val_documents} documents hold fewer than seq_len={self.seq_len} "
+                                 f"tokens: raise val_documents")
+        else:
+            self.train_set = shard_windows(self.shards_dir, self.meta, "train", self.seq_len)
+            self.val_set = shard_windows(self.shards_dir, self.meta, "validation", self.seq_len)
+
+    def _require_setup(self):
+        if self.val_set is None:
+            self.setup("fit")
+
+    def train_dataloader(self, start_index: int | None = None) -> DataLoader:
+        if not self.streaming:
+            return super().train_dataloader(start_index)
+        self._require_setup()
+        rank, world_size = self._rank_and_world_size()
+        dataset = StreamingPackedDataset(
+            self.name, self.dataset_config, self.data_files, self.text_field, self.tokenizer, self.seq_len,
+            self.seed, self.shuffle_buffer, skip_documents=self.val_documents,
+            start_index=self.train_start_index() if start_index is None else start_index,
+            rank=rank, world_size=world_size,
+        )
+        # one process: the window order (and so resuming) stays exact
+        return DataLoader(dataset, batch_size=self.micro_batch_size, num_workers=0, pin_memory=self.pin_memory)
+
+
+__all__ = ["FineWebEduDataModule", "StreamingPackedDataset", "load_stream", "iter_documents", "encode_documents"]

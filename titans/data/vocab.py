@@ -1,0 +1,17 @@
+"""Tokenizer / model vocabulary agreement."""
+
+from __future__ import annotations
+
+
+def check_vocab(tokenizer, model_vocab_size: int) -> None:
+    """Raise ValueError (one line) if `tokenizer` can produce ids >= model_vocab_size (the model's embedding
+    rows). A model vocabulary larger than the tokenizer's (padding to a multiple of 64, say) is fine."""
+    needed = len(tokenizer)
+    top_special = max((i for i in tokenizer.all_special_ids if i is not None), default=-1)
+    needed = max(needed, top_special + 1)
+    if needed > model_vocab_size:
+        raise ValueError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '') or type(tokenizer).__name__} produces ids up to "
+            f"{needed - 1} but the model has vocab_size={model_vocab_size}: set model.vocab_size >= {needed} "
+            f"(len(tokenizer)) or use the tokenizer the model was trained with"
+        )
