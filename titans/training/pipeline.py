@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import hydra
+import hydra.errors
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -33,22 +34,35 @@ def gradient_accumulation(global_batch_tokens: int | None, micro_batch: int, seq
     return accumulate
 
 
+def instantiate(node: DictConfig, **kwargs):
+    """``hydra.utils.instantiate`` that surfaces our own one-line errors instead of Hydra's wrapper."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except hydra.errors.InstantiationException as err:
+        from titans.data import DataUnavailableError
+
+        cause = err.__cause__
+        if isinstance(cause, (DataUnavailableError, FileNotFoundError, ValueError, ConnectionError, OSError)):
+            raise cause from None
+        raise
+
+
 def _instantiate_list(group: DictConfig | None) -> list:
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
 
 
 def train(cfg: DictConfig) -> dict:
     """Fit the configured model; returns the final callback metrics."""
     L.seed_everything(cfg.seed, workers=True)
 
-    tokenizer = hydra.utils.instantiate(cfg.tokenizer)
-    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, tokenizer=tokenizer)
+    tokenizer = instantiate(cfg.tokenizer)
+    datamodule: L.LightningDataModule = instantiate(cfg.data, tokenizer=tokenizer)
 
     callbacks = _instantiate_list(cfg.get("callbacks"))
     loggers = _instantiate_list(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     world = world_size_of(trainer)
     accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, cfg.data.seq_len, world)
@@ -65,7 +79,7 @@ def train(cfg: DictConfig) -> dict:
             f"model.net.vocab_size={requested_vocab} is smaller than the tokenizer's vocabulary ({vocab_size}): "
             "remove model.net.vocab_size (it is taken from the tokenizer) or pick a matching tokenizer"
         )
-    model: L.LightningModule = hydra.utils.instantiate(
+    model: L.LightningModule = instantiate(
         cfg.model,
         vocab_size=int(requested_vocab or vocab_size),
         tokens_per_step=tokens_per_step,

@@ -1,0 +1,54 @@
+"""A checkpoint written by train.py loads on its own, converts to a Hugging Face directory, and both give
+the same logits as the trained LightningModule."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from train_helpers import ROOT, SMALL, run_dirs, run_train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("logs")
+    run_train([*SMALL, "model=mac", "logger=csv", "model.net.segment_len=16"], log_dir)
+    return run_dirs(log_dir)[0]
+
+
+def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from titans.training import LitCausalLM
+    from titans.training.checkpoint import load_model_and_tokenizer
+
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    lit = LitCausalLM.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    model, tokenizer = load_model_and_tokenizer(ckpt)
+    assert model.config.variant == "mac" and len(tokenizer) == model.config.vocab_size
+
+    out = tmp_path / "hf"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_checkpoint.py"), str(ckpt), str(out)],
+                   check=True, capture_output=True)
+    hf_model = AutoModelForCausalLM.from_pretrained(out).eval()
+    hf_tok = AutoTokenizer.from_pretrained(out)
+
+    text = "Shall I compare thee to a summer's day?"
+    ids = torch.tensor([tokenizer.encode(text)])
+    assert hf_tok.encode(text) == tokenizer.encode(text)
+    with torch.no_grad():
+        reference = lit(ids)
+        torch.testing.assert_close(model(input_ids=ids).logits, reference)
+        torch.testing.assert_close(hf_model(input_ids=ids).logits, reference)
+
+
+def test_bad_checkpoint_paths_are_explained(tmp_path):
+    from titans.training.checkpoint import load_model_and_tokenizer
+
+    with pytest.raises(FileNotFoundError, match="neither a Lightning checkpoint"):
+        load_model_and_tokenizer(tmp_path / "missing")
+    bogus = tmp_path / "bogus.ckpt"
+    torch.save({"state_dict": {}}, bogus)
+    with pytest.raises(ValueError, match="not a titans training checkpoint"):
+        load_model_and_tokenizer(bogus)

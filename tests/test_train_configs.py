@@ -1,0 +1,110 @@
+"""Every config composes; every paper experiment instantiates (model on the meta device, trainer, callbacks,
+loggers) and, offline, stops at the data step with the message that names the offline default."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from titans.training.hydra_utils import register_resolvers
+from titans.training.pipeline import train as _train  # noqa: F401  (import check)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+def _compose(tmp_path, overrides):
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path)
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_there_is_one_experiment_per_variant_and_paper_size():
+    for variant in ("mac", "mag", "mal", "lmm", "transformer"):
+        for size in ("170m", "340m", "400m", "760m"):
+            assert f"{variant}_{size}" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_and_instantiates(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    cfg = _compose(tmp_path, [f"experiment={name}"])
+    assert cfg.task_name == name
+    assert cfg.global_batch_tokens == 524288 and cfg.data.seq_len == 4096
+    assert cfg.model.optimizer.weight_decay == 0.1 and cfg.trainer.gradient_clip_val == 1.0
+    variant = cfg.model.net.variant
+    if variant in ("mac", "mag", "mal", "lmm"):
+        assert cfg.model.net.n_persistent == 128 and cfg.model.net.memory.chunk_size == 16
+    if variant == "mac":
+        assert cfg.model.net.segment_len == 512
+    if variant in ("mag", "mal"):
+        assert cfg.model.net.window == 2048
+
+    with torch.device("meta"):
+        module = hydra.utils.instantiate(cfg.model, vocab_size=32000, tokens_per_step=524288, _convert_="all")
+    params = sum(p.numel() for p in module.net.parameters())
+    size = cfg.model.net.size
+    nominal = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}[size]
+    assert abs(params - nominal) / nominal < 0.15, f"{name}: {params / 1e6:.0f}M parameters"
+
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c]
+    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c]
+    trainer = hydra.utils.instantiate(cfg.trainer, accelerator="cpu", devices=1, precision="32-true",
+                                      callbacks=callbacks, logger=loggers)
+    assert trainer.max_steps == -1
+
+    from titans.data import DataUnavailableError, build_tokenizer
+    from titans.training.pipeline import instantiate
+
+    with pytest.raises(DataUnavailableError, match="data=shakespeare"):
+        instantiate(cfg.data, tokenizer=build_tokenizer(kind="bytes"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model=mac", "size=small"],
+        ["trainer=ddp"],
+        ["trainer=fsdp"],
+        ["trainer=gpu"],
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2"],
+        ["hparams_search=lr_sweep"],
+        ["debug=overfit"],
+        ["logger=none", "callbacks=none"],
+    ],
+)
+def test_config_groups_compose(overrides, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    cfg = _compose(tmp_path, overrides)
+    assert cfg.model._target_ == "titans.training.LitCausalLM"
+    if "hydra/launcher=slurm" in overrides:
+        assert cfg.hydra.launcher.nodes == 2
+        assert "submitit" in cfg.hydra.launcher._target_
+    if "hparams_search=lr_sweep" in overrides:
+        assert cfg.hydra.sweeper.params["model.optimizer.lr"] == "1e-3,3e-3,1e-2"
+
+
+@pytest.mark.parametrize("variant", ["transformer", "swa", "mac", "mag", "mal", "lmm", "deltanet",
+                                     "gated_deltanet", "ttt"])
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_every_variant_and_cpu_size_builds(variant, size, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    cfg = _compose(tmp_path, [f"model={variant}", f"size={size}"])
+    module = hydra.utils.instantiate(cfg.model, vocab_size=4096, _convert_="all")
+    assert module.net.config.variant == variant
+    assert module.hparams["model_config"]["vocab_size"] == 4096
