@@ -67,3 +67,14 @@ def test_ckpt_path_errors_say_what_to_do(tmp_path):
         resolve_ckpt_path("last", tmp_path, "train", tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path, "train", tmp_path / "x")
+
+
+def test_fsdp_policy_wraps_each_block():
+    from titans.models import build_causal_lm
+    from titans.models.block import Block
+    from titans.training.fsdp import block_wrap_policy
+
+    model = build_causal_lm("mac", "tiny", vocab_size=64, segment_len=16, n_persistent=2)
+    policy = block_wrap_policy()
+    wrapped = [m for m in model.modules() if type(m) in policy._module_classes]
+    assert len(wrapped) == model.config.n_layers and all(isinstance(m, Block) for m in wrapped)
