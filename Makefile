@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install install-bench train test test-fast bench reproduce-table clean
+.PHONY: install install-bench train test test-fast bench eval demo-long-context reproduce-table clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,14 @@ test-fast: install
 bench: install-bench
 	$(BIN)/python scripts/bench_memory.py $(ARGS)
 	$(BIN)/python scripts/bench_models.py $(ARGS)
+
+## evaluate a checkpoint: make eval ARGS="ckpt=PATH suite=niah_cpu"
+eval: install
+	$(BIN)/python eval.py $(ARGS)
+
+## tiny MAC vs tiny SWA on S-NIAH passkey beyond the attention span (CPU, bounded time)
+demo-long-context: install
+	$(BIN)/python scripts/demo_long_context.py $(ARGS)
 
 ## evaluate checkpoints and print the paper's tables beside ours: make reproduce-table ARGS="--ckpt PATH ..."
 reproduce-table: install

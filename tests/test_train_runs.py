@@ -31,7 +31,7 @@ def test_default_run_writes_checkpoints_metrics_and_an_offline_wandb_run(tmp_pat
     assert list((run / "wandb").glob("offline-run-*")), "no offline wandb run directory"
     assert (run / ".hydra" / "config.yaml").is_file()
     header = next(iter(run.glob("csv/version_*/metrics.csv"))).read_text().splitlines()[0]
-    for key in ("train/loss", "val/loss", "val/ppl", "train/tokens_per_sec"):
+    for key in ("train/loss", "train/lr", "val/loss", "val/ppl", "train/tokens_per_sec"):
         assert key in header
 
 
@@ -73,6 +73,20 @@ def test_resume_gives_the_same_next_step_loss_as_the_uninterrupted_run(tmp_path)
     assert sorted(resumed) == [2, 3], f"resumed run did not continue at step 2: {sorted(resumed)}"
     for step in resumed:
         assert resumed[step] == pytest.approx(whole[step], rel=1e-5, abs=1e-6), (step, resumed, whole)
+
+
+def test_a_crash_keeps_the_last_good_checkpoint_and_the_run_resumes(tmp_path):
+    import torch
+
+    crash = ["+callbacks.crash._target_=crash_callback.CrashAtStep", "+callbacks.crash.step=3", "logger=csv"]
+    proc = run_train([*SMALL, "task_name=crash", *crash], tmp_path, check=False)
+    assert proc.returncode != 0 and "simulated crash at step 3" in proc.stderr
+    ckpts = run_dirs(tmp_path, "crash")[0] / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"] == 2
+    assert (ckpts / "on_exception.ckpt").is_file()
+    run_train([*SMALL, "task_name=crash", "ckpt_path=last", "logger=csv"], tmp_path)
+    resumed = _train_losses(run_dirs(tmp_path, "crash")[1])
+    assert sorted(resumed) == [2, 3]
 
 
 @pytest.mark.slow

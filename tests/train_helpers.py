@@ -25,7 +25,8 @@ SMALL = [
 
 def run_train(args: list[str], log_dir: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline",
-               WANDB_SILENT="true", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+               WANDB_SILENT="true", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) come before the overrides
     overrides = [a for a in args if not a.startswith("-")]
     cmd = [sys.executable, str(ROOT / "train.py"), *flags, f"paths.log_dir={log_dir}", *overrides]

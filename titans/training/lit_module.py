@@ -90,8 +90,12 @@ class LitCausalLM(L.LightningModule):
 
     # ---- throughput ------------------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Metrics are logged at Lightning's `_batches_that_stepped`; after a resume from a checkpoint written
+        # mid-epoch its restart logic can leave that one step off. With one optimizer it equals global_step.
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.trainer.global_step
         if self._step_started is None:
             self._step_started = time.perf_counter()
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches != 0:
@@ -112,16 +116,6 @@ class LitCausalLM(L.LightningModule):
         if self.trainer.is_global_zero:
             print(f"[titans] {self.net.config.variant}: {total / 1e6:.2f}M parameters "
                   f"({(total - embedding) / 1e6:.2f}M without embeddings)")
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the logging step equal to the optimizer step after a resume.
-
-        Lightning saves ``_batches_that_stepped`` (the step of logged metrics) before incrementing it when a
-        checkpoint is written mid-epoch, so a resumed run would log its first step one behind.
-        """
-        epoch_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict")
-        if epoch_loop is not None and "_batches_that_stepped" in epoch_loop:
-            epoch_loop["_batches_that_stepped"] = checkpoint["global_step"]
 
     # ---- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):
