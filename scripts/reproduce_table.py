@@ -1,0 +1,133 @@
+"""Print the paper's Table 1 (LM + common-sense) and Table 2 (S-NIAH) beside our numbers.
+
+Our rows come from result JSONs written by eval.py, or from checkpoints that this script
+evaluates first (Table 1 = suite table1, which needs the Hugging Face Hub; Table 2 = suite niah,
+offline):
+
+    python scripts/reproduce_table.py --results experiments/results/*.json
+    python scripts/reproduce_table.py --ckpt logs/train/runs/.../checkpoints/last.ckpt --scale 340m
+    make reproduce-table ARGS="--ckpt PATH --suites niah --set suite.samples_per_cell=2"
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from titans.eval.paper_results import TABLE1, TABLE2, TABLE2_COLUMNS, table1_paper_row, table2_paper_row  # noqa: E402
+from titans.eval.results import read_record  # noqa: E402
+from titans.eval.table1 import ALL_COLUMNS, format_row  # noqa: E402
+
+NIAH_COLUMNS = {"niah_single_1": "PK", "niah_single_2": "N", "niah_single_3": "W"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", nargs="*", default=[], help="result JSON files written by eval.py")
+    parser.add_argument("--ckpt", nargs="*", default=[], help="checkpoints to evaluate first (.ckpt or HF dirs)")
+    parser.add_argument("--suites", nargs="+", default=["table1", "niah"], help="suites run on each --ckpt")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra eval.py overrides for --ckpt runs, e.g. suite.limit=100")
+    parser.add_argument("--scale", default="all", choices=["all", *TABLE1],
+                        help="which of the paper's Table 1 blocks to print (default all)")
+    parser.add_argument("--tables", nargs="+", default=["1", "2"], choices=["1", "2"])
+    return parser.parse_args(argv)
+
+
+def evaluate_checkpoints(ckpts, suites, overrides) -> list[Path]:
+    """Run eval.py's pipeline on each checkpoint and suite; a suite that cannot run here is reported and skipped."""
+    from hydra import compose, initialize_config_dir
+
+    from titans.eval.hub import HubUnavailableError
+    from titans.eval.runner import evaluate_checkpoint
+    from titans.training.hydra_utils import register_resolvers
+
+    os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+    register_resolvers()
+    paths = []
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for ckpt in ckpts:
+            for suite in suites:
+                cfg = compose(config_name="eval", overrides=[f"ckpt={ckpt}", f"suite={suite}", *overrides])
+                try:
+                    paths.append(evaluate_checkpoint(cfg))
+                except HubUnavailableError as err:
+                    print(f"skipped suite {suite} for {ckpt}: {err}", file=sys.stderr)
+    return paths
+
+
+def row_name(record: dict) -> str:
+    config = (record.get("model") or {}).get("config") or {}
+    checkpoint = Path(record["checkpoint"]["path"])
+    label = checkpoint.parent.parent.name if checkpoint.name == "last.ckpt" else checkpoint.stem
+    variant = config.get("variant")
+    return f"ours: {variant} ({label})" if variant else f"ours: {label}"
+
+
+def table2_row(record: dict) -> dict[str, float]:
+    row = {}
+    for key, value in record["results"].get("exact_match", {}).items():
+        task, length = key.split("/")
+        if task in NIAH_COLUMNS and int(length) % 1024 == 0:
+            row[f"{NIAH_COLUMNS[task]} {int(length) // 1024}K"] = 100 * value
+    return row
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def print_table1(ours: dict[str, dict], scale: str) -> None:
+    scales = list(TABLE1) if scale == "all" else [scale]
+    header = "| Model | " + " | ".join(ALL_COLUMNS) + " |"
+    for s in scales:
+        print(f"\n### Table 1 - paper, {s}\n\n{header}\n|" + "---|" * (len(ALL_COLUMNS) + 1))
+        for model in TABLE1[s]:
+            print(format_row(model, table1_paper_row(s, model)))
+    print(f"\n### Table 1 - ours\n\n{header}\n|" + "---|" * (len(ALL_COLUMNS) + 1))
+    for name, row in ours.items():
+        print(format_row(name, row))
+    if not ours:
+        print("| (no table1 results: run eval.py suite=table1 on a machine with hub access) |")
+
+
+def print_table2(ours: dict[str, dict]) -> None:
+    extra = sorted({c for row in ours.values() for c in row if c not in TABLE2_COLUMNS},
+                   key=lambda c: (c.split()[0], int(c.split()[1][:-1])))
+    columns = TABLE2_COLUMNS + extra
+    print("\n### Table 2 - S-NIAH exact match (%), paper rows then ours\n")
+    print("| Model | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
+    for model in TABLE2:
+        row = table2_paper_row(model)
+        print(f"| {model} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    for name, row in ours.items():
+        print(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    paths = [Path(p) for p in args.results]
+    if args.ckpt:
+        paths += evaluate_checkpoints(args.ckpt, args.suites, args.set)
+    table1_rows, table2_rows = {}, {}
+    for path in paths:
+        record = read_record(path)
+        if "table1" in record["results"]:
+            table1_rows[row_name(record)] = record["results"]["table1"]
+        if record["results"].get("exact_match"):
+            table2_rows[row_name(record)] = table2_row(record)
+    if "1" in args.tables:
+        print_table1({k: {c: (math.nan if v.get(c) is None else v[c]) for c in ALL_COLUMNS}
+                      for k, v in table1_rows.items()}, args.scale)
+    if "2" in args.tables:
+        print_table2(table2_rows)
+
+
+if __name__ == "__main__":
+    main()
