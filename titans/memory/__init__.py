@@ -1,0 +1,16 @@
+"""Neural long-term memory (LMM) of Titans: a deep memory that learns at test time.
+
+    from titans.memory import NeuralMemory, MemoryConfig, MemoryState
+    mem = NeuralMemory(dim, MemoryConfig(num_heads=4, depth=2))
+    y, state = mem(x)                # write-then-read over x [B, T, dim]
+    y2, state = mem(x_next, state)   # continue the stream
+    h, state = mem.retrieve(x, state)  # MAC read-only retrieval (eq. 21)
+"""
+
+from .chunked import chunked_memory
+from .config import MemoryConfig
+from .layer import NeuralMemory
+from .naive import naive_memory
+from .state import MemoryState
+
+__all__ = ["NeuralMemory", "MemoryConfig", "MemoryState", "chunked_memory", "naive_memory"]

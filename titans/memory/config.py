@@ -1,0 +1,138 @@
+"""Configuration of the neural long-term memory (LMM) and the linear-memory baselines built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # Titans LMM (paper defaults, NeurIPS version): deep memory, momentum, forgetting.
+    "titans": {},
+    # Linear-memory baselines from the same code (DESIGN.md section 2).
+    "deltanet": dict(depth=1, momentum=False, forget=False),
+    "gated_deltanet": dict(depth=1, momentum=False, forget=True),
+    "ttt": dict(depth=2, momentum=False, forget=False),
+}
+
+
+@dataclass
+class MemoryConfig:
+    """Hyper-parameters of :class:`titans.memory.NeuralMemory`.
+
+    The field names are the keys of the ``memory:`` dict in model configs; ``MemoryConfig(**d)``
+    rejects unknown keys with a ``TypeError`` naming them.
+
+    Memory network (paper section 3.1, NeurIPS section 3.3):
+      depth       1 = a matrix ``M(x) = x W``; >= 2 = ``M(x) = x + LN(sigma(...sigma(x W_1)...) W_L)``
+                  (residual + LayerNorm form; the LN is inside the inner-loop gradient).
+      expansion   hidden width of deep memories = expansion * head_dim.
+      activation  sigma of the deep memory: gelu | silu | relu | tanh.
+    Update rule (eqs. 13-14, chunked as in eqs. 16-18):
+      chunk_size  b: gradients of every token of a chunk are taken at the weights at the end of the
+                  previous chunk.
+      momentum    False = eta_t = 0 (no past surprise).  forget = False: alpha_t = 0 (no decay).
+      per_layer_gates  one (theta, eta, alpha) per memory layer (NeurIPS App. B.3) instead of per head.
+      channelwise_alpha  alpha_t is a vector over each layer's output channels (NeurIPS section 3.1).
+      max_lr      theta_t = max_lr * sigmoid(linear(x)), so 0 < theta_t < max_lr.
+      theta_init, eta_init, alpha_init  gate values at initialisation (through the projection biases).
+      checkpoint_group  0 = off; g > 0 = activation checkpointing over groups of g chunks (backward keeps the
+                  memory state only every g chunks and recomputes the rest: much less memory, ~1.3-1.5x time).
+    Inputs: q, k, v = SiLU(causal depthwise conv(Linear(x))), q and k L2-normalised per head.
+    """
+
+    num_heads: int = 4
+    head_dim: int | None = None  # default: dim // num_heads
+    depth: int = 2
+    expansion: int = 4
+    activation: str = "gelu"
+    chunk_size: int = 16
+    use_conv: bool = True
+    conv_kernel: int = 4
+    momentum: bool = True
+    forget: bool = True
+    per_layer_gates: bool = True
+    channelwise_alpha: bool = False
+    max_lr: float = 0.1
+    theta_init: float = 0.01
+    eta_init: float = 0.5
+    alpha_init: float = 0.01
+    qk_l2norm: bool = True
+    ln_eps: float = 1e-5
+    norm_eps: float = 1e-6
+    checkpoint_group: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(msg: str) -> None:
+            raise ValueError(f"MemoryConfig: {msg}")
+
+        if self.num_heads < 1:
+            bad(f"num_heads must be >= 1, got {self.num_heads}")
+        if self.head_dim is not None and self.head_dim < 1:
+            bad(f"head_dim must be >= 1 or None, got {self.head_dim}")
+        if not 1 <= self.depth <= 4:
+            bad(f"depth must be between 1 and 4, got {self.depth}")
+        if self.expansion < 1:
+            bad(f"expansion must be >= 1, got {self.expansion}")
+        if self.activation not in ACTIVATIONS:
+            bad(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.chunk_size < 1:
+            bad(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.conv_kernel < 1:
+            bad(f"conv_kernel must be >= 1, got {self.conv_kernel}")
+        if self.checkpoint_group < 0:
+            bad(f"checkpoint_group must be >= 0 (0 = off), got {self.checkpoint_group}")
+        if not self.max_lr > 0:
+            bad(f"max_lr must be > 0, got {self.max_lr}")
+        if not 0 < self.theta_init < self.max_lr:
+            bad(f"theta_init must lie in (0, max_lr={self.max_lr}), got {self.theta_init}")
+        if not 0 < self.eta_init < 1:
+            bad(f"eta_init must lie in (0, 1), got {self.eta_init}")
+        if not 0 < self.alpha_init < 1:
+            bad(f"alpha_init must lie in (0, 1), got {self.alpha_init}")
+        if self.channelwise_alpha and not self.per_layer_gates and self.depth > 1 and self.expansion != 1:
+            bad("channelwise_alpha with a deep memory needs per_layer_gates=True "
+                "(layers have different widths, so one channel-wise gate cannot be shared)")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "MemoryConfig":
+        """``titans`` (defaults), ``deltanet`` (depth 1, eta=0, alpha=0), ``gated_deltanet`` (depth 1,
+        eta=0) or ``ttt`` (depth 2, eta=0, alpha=0); ``overrides`` win."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown memory preset {name!r}; choose one of {sorted(_PRESETS)}")
+        return cls(**{**_PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "MemoryConfig":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TypeError(f"MemoryConfig got unknown keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resolve_head_dim(self, dim: int) -> int:
+        if self.head_dim is not None:
+            return self.head_dim
+        if dim % self.num_heads:
+            raise ValueError(f"dim={dim} is not divisible by num_heads={self.num_heads}; set head_dim explicitly")
+        return dim // self.num_heads
+
+    def layer_shapes(self, head_dim: int) -> list[tuple[int, int]]:
+        """(d_in, d_out) of each memory layer: d -> h -> ... -> h -> d with h = expansion * d."""
+        if self.depth == 1:
+            return [(head_dim, head_dim)]
+        hidden = self.expansion * head_dim
+        dims = [head_dim] + [hidden] * (self.depth - 1) + [head_dim]
+        return list(zip(dims[:-1], dims[1:]))
+
+
+__all__ = ["MemoryConfig", "ACTIVATIONS"]
