@@ -1,0 +1,31 @@
+"""Parameter counts of every variant at every size (built on the meta device, so instant)."""
+import pytest
+
+from titans.models import NOMINAL_PARAMS, SIZES, VARIANTS, build_config, count_params
+
+
+def test_parameter_count_table():
+    rows, bad = [], []
+    for size in SIZES:
+        counts = {v: count_params(build_config(v, size, vocab_size=32000)) for v in VARIANTS}
+        rows.append(f"| {size} | " + " | ".join(f"{counts[v] / 1e6:.1f}M" for v in VARIANTS) + " |")
+        reference = counts["transformer"]
+        for v, n in counts.items():
+            if abs(n - reference) > 0.01 * reference:  # variants are matched to Transformer++ (ffn width)
+                bad.append(f"{size}/{v}: {n} vs Transformer++ {reference}")
+            if size in NOMINAL_PARAMS and abs(n - NOMINAL_PARAMS[size]) > 0.15 * NOMINAL_PARAMS[size]:
+                bad.append(f"{size}/{v}: {n / 1e6:.1f}M is not within 15% of {size}")
+    print("\n| size | " + " | ".join(VARIANTS) + " |\n|" + "---|" * (len(VARIANTS) + 1) + "\n" + "\n".join(rows))
+    assert not bad, bad
+
+
+def test_paper_shapes():
+    assert {k: (v["n_layers"], v["d_model"], v["n_heads"]) for k, v in SIZES.items() if k in NOMINAL_PARAMS} == {
+        "170m": (12, 768, 16), "340m": (24, 1024, 16), "400m": (26, 1024, 16), "760m": (24, 1536, 16), "1.3b": (18, 2048, 8)}
+
+
+def test_overrides_win():
+    cfg = build_config("mac", "tiny", vocab_size=100, ffn_dim=77, segment_len=32)
+    assert cfg.ffn_dim == 77 and cfg.segment_len == 32 and cfg.d_model == SIZES["tiny"]["d_model"]
+    with pytest.raises(ValueError, match="unknown size"):
+        build_config("mac", "2b")

@@ -1,0 +1,202 @@
+"""Every architecture: causality, cached generation == full recompute, training, save/load.
+
+Tiny configs with segment_len=6, window=5, memory chunk_size=4 and 3 persistent tokens, so that the
+prompts and steps below end inside and across chunk, segment and window boundaries.
+"""
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from titans.models import TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest and avoids oversubscription on a shared CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+VOCAB = 64
+MEMORY_VARIANTS = [v for v in VARIANTS if v not in ("transformer", "swa")]
+
+
+def tiny(variant, n_layers=2, **overrides):
+    torch.manual_seed(0)
+    kwargs = dict(d_model=32, n_heads=2, n_layers=n_layers, window=5, segment_len=6,
+                  n_persistent=3 if variant in TITANS_VARIANTS else 0)
+    if variant in MEMORY_VARIANTS:
+        kwargs["memory"] = dict(chunk_size=4)
+    kwargs.update(overrides)
+    return build_causal_lm(variant, "tiny", vocab_size=VOCAB, **kwargs).eval()
+
+
+def tokens(batch=2, length=23, seed=1):
+    return torch.randint(0, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_causality(variant):
+    model, x = tiny(variant), tokens()
+    with torch.no_grad():
+        base = model(x).logits
+        for t in (0, 6, 11, 22):
+            x2 = x.clone()
+            x2[:, t] = (x2[:, t] + 1) % VOCAB
+            out = model(x2).logits
+            torch.testing.assert_close(out[:, :t], base[:, :t], atol=1e-6, rtol=0)
+            assert (out[:, t:] - base[:, t:]).abs().max() > 1e-5  # the change is seen from t on
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cached_streaming_equals_full_forward(variant):
+    model, x = tiny(variant), tokens()
+    with torch.no_grad():
+        full = model(x).logits
+        for prompt in (1, 4, 5, 6, 7, 13):
+            out = model(x[:, :prompt], use_cache=True)
+            cache, logits, pos = out.past_key_values, [out.logits], prompt
+            assert isinstance(cache, TitansCache) and cache.seen_tokens == prompt
+            while pos < x.shape[1]:
+                step = 1 if pos % 2 else 3  # mix single tokens and multi-token pieces
+                out = model(x[:, pos : pos + step], past_key_values=cache, use_cache=True)
+                cache, pos = out.past_key_values, pos + step
+                logits.append(out.logits)
+            torch.testing.assert_close(torch.cat(logits, 1), full, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["mac", "mag", "mal", "lmm"])
+def test_without_persistent_tokens(variant):
+    """The 'w/o persistent memory' ablation: n_persistent=0 streams and generates the same way."""
+    model, x = tiny(variant, n_persistent=0), tokens(length=15)
+    assert model.model.persistent is None
+    with torch.no_grad():
+        full = model(x).logits
+        out = model(x[:, :7], use_cache=True)
+        logits, cache = [out.logits], out.past_key_values
+        for t in range(7, 15):
+            out = model(x[:, t : t + 1], past_key_values=cache, use_cache=True)
+            logits.append(out.logits)
+    torch.testing.assert_close(torch.cat(logits, 1), full, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("prompt_len", [5, 8])
+def test_greedy_generate_equals_recompute(variant, prompt_len):
+    model, x = tiny(variant), tokens(length=prompt_len)
+    new = 10
+    gen = model.generate(x, max_new_tokens=new, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    seq = x
+    with torch.no_grad():
+        for i in range(new):
+            logits = model(seq).logits[:, -1]
+            torch.testing.assert_close(gen.logits[i], logits, atol=1e-4, rtol=1e-4)
+            seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], 1)
+    assert torch.equal(gen.sequences, seq)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_train_step_lowers_loss_and_reaches_every_parameter(variant):
+    model = tiny(variant).train()
+    x = tokens(batch=4, length=20)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(6):
+        loss = model(x, labels=x).loss
+        loss.backward()
+        if step == 0:
+            missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+            assert not missing, f"no gradient reaches {missing}"
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.05, losses
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_load_roundtrip(variant, tmp_path):
+    model, x = tiny(variant), tokens()
+    model.save_pretrained(tmp_path)
+    loaded = TitansForCausalLM.from_pretrained(tmp_path).eval()
+    auto = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(auto, TitansForCausalLM) and AutoConfig.from_pretrained(tmp_path).variant == variant
+    strip = lambda d: {k: v for k, v in d.items() if k != "_name_or_path"}
+    assert strip(loaded.config.to_dict()) == strip(model.config.to_dict())
+    with torch.no_grad():
+        ref = model(x).logits
+        torch.testing.assert_close(loaded(x).logits, ref, atol=0, rtol=0)
+        torch.testing.assert_close(auto(x).logits, ref, atol=0, rtol=0)
+
+
+def test_tied_embeddings_roundtrip(tmp_path):
+    model = tiny("lmm", tie_embeddings=True)
+    assert model.lm_head.weight is model.model.embed.weight
+    model.save_pretrained(tmp_path)
+    loaded = TitansForCausalLM.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight is loaded.model.embed.weight
+    torch.testing.assert_close(loaded.lm_head.weight, model.lm_head.weight)
+
+
+def _influence(model, x, source):
+    """max |change of logits| per position when token `source` changes."""
+    with torch.no_grad():
+        x2 = x.clone()
+        x2[:, source] = (x2[:, source] + 1) % VOCAB
+        return (model(x2).logits - model(x).logits).abs().amax(dim=(0, 2))
+
+
+def test_swa_receptive_field_is_the_window():
+    model, x = tiny("swa", n_layers=1, window=4, n_persistent=2), tokens(length=16)
+    diff = _influence(model, x, 3)
+    assert (diff[3:7] > 1e-5).all() and (diff[7:] == 0).all()
+
+
+@pytest.mark.parametrize("variant", ["mag", "mal", "mac"])
+def test_memory_carries_information_beyond_the_attention_span(variant):
+    # one block (MAL: two, memory then SWA): attention alone cannot see token 0 from position 20
+    n_layers = 2 if variant == "mal" else 1
+    model, x = tiny(variant, n_layers=n_layers, window=3, segment_len=4), tokens(length=24)
+    assert _influence(model, x, 0)[20:].min() > 1e-6
+
+
+def test_persistent_tokens_are_learned_and_shift_outputs():
+    model, x = tiny("mag"), tokens()
+    assert model.model.persistent.shape == (3, 32)
+    with torch.no_grad():
+        base = model(x).logits
+        model.model.persistent.add_(1.0)
+        assert (model(x).logits[:, -1] - base[:, -1]).abs().max() > 1e-5  # visible beyond the window
+    assert tiny("transformer").model.persistent is None  # baselines have none by default
+
+
+def test_mal_layer_pattern_and_presets():
+    assert TitansConfig(variant="mal", n_layers=4, d_model=32, n_heads=2).block_types == ["lmm", "swa", "lmm", "swa"]
+    dn = TitansConfig(variant="deltanet", d_model=32, n_heads=2).memory
+    assert dn["depth"] == 1 and not dn["momentum"] and not dn["forget"]
+    gdn = TitansConfig(variant="gated_deltanet", d_model=32, n_heads=2).memory
+    assert gdn["depth"] == 1 and not gdn["momentum"] and gdn["forget"]
+    ttt = TitansConfig(variant="ttt", d_model=32, n_heads=2).memory
+    assert ttt["depth"] == 2 and not ttt["momentum"] and not ttt["forget"]
+
+
+def test_beam_search_runs_with_the_cache():
+    model, x = tiny("mac"), tokens(batch=1, length=7)
+    out = model.generate(x, max_new_tokens=5, num_beams=3, do_sample=False)
+    assert out.shape == (1, 12)
+
+
+def test_bad_inputs_get_clear_errors():
+    with pytest.raises(ValueError, match="unknown variant"):
+        TitansConfig(variant="mamba")
+    with pytest.raises(TypeError, match="unknown keys"):
+        TitansConfig(variant="lmm", d_model=32, n_heads=2, memory={"depht": 2})
+    with pytest.raises(ValueError, match="unknown size"):
+        build_causal_lm("lmm", "huge")
+    model, x = tiny("transformer"), tokens()
+    mask = torch.ones_like(x)
+    mask[0, 0] = 0
+    with pytest.raises(ValueError, match="padding"):
+        model(x, attention_mask=mask)
+    with pytest.raises(ValueError, match="padded"):
+        model.generate(x, attention_mask=mask, max_new_tokens=2)

@@ -1,0 +1,145 @@
+"""TitansConfig: one Hugging Face config for every architecture of the project."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import PretrainedConfig
+
+#: variants whose blocks use the neural memory, and the MemoryConfig preset each one starts from
+MEMORY_PRESETS = {
+    "mac": "titans", "mag": "titans", "mal": "titans", "lmm": "titans",
+    "deltanet": "deltanet", "gated_deltanet": "gated_deltanet", "ttt": "ttt",
+}
+TITANS_VARIANTS = ("mac", "mag", "mal", "lmm")
+ATTENTION_VARIANTS = ("transformer", "swa")
+VARIANTS = TITANS_VARIANTS + ATTENTION_VARIANTS + ("deltanet", "gated_deltanet", "ttt")
+#: token mixers a block can hold (see titans.models.mixers)
+BLOCK_TYPES = ("attn", "swa", "lmm", "mag", "mac")
+
+
+def default_block_types(variant: str, n_layers: int) -> list[str]:
+    """The layer pattern of each variant. MAL (Samba-like): memory block, then SWA block, repeated
+    (an odd count ends with a memory block)."""
+    if variant == "mal":
+        return ["lmm" if i % 2 == 0 else "swa" for i in range(n_layers)]
+    kind = {"transformer": "attn", "swa": "swa", "mag": "mag", "mac": "mac"}.get(variant, "lmm")
+    return [kind] * n_layers
+
+
+class TitansConfig(PretrainedConfig):
+    """Configuration of :class:`titans.models.TitansForCausalLM`.
+
+    variant        mac | mag | mal | lmm (Titans), transformer (Transformer++) | swa (attention
+                   baselines), deltanet | gated_deltanet | ttt (linear-memory baselines = the LMM
+                   variant with ``MemoryConfig.preset(variant)``).
+    d_model, n_layers, n_heads   width, number of blocks, attention heads.
+    ffn_dim        SwiGLU hidden width; default ``ffn_mult * d_model`` rounded up to a multiple of
+                   ``ffn_multiple_of``. ``build_causal_lm`` sets it so that every variant matches the
+                   Transformer++ parameter count of its size.
+    segment_len    MAC segment length (tokens). window: sliding-window size (SWA, MAG, MAL).
+    n_persistent   learned persistent tokens prepended to the input (paper eq. 19); default 128 for
+                   the Titans variants, 0 for the baselines.
+    memory         MemoryConfig fields (overrides of the variant's preset); stored fully resolved.
+                   ``num_heads`` defaults to ``n_heads``.
+    block_types    the token mixer of each block (attn, swa, lmm, mag, mac); default from the variant.
+    tie_embeddings share the input embedding with the LM head.
+    """
+
+    model_type = "titans"
+
+    def __init__(
+        self,
+        variant: str = "mac",
+        vocab_size: int = 32000,
+        d_model: int = 768,
+        n_layers: int = 12,
+        n_heads: int = 16,
+        ffn_dim: int | None = None,
+        ffn_mult: float = 8 / 3,
+        ffn_multiple_of: int = 64,
+        segment_len: int = 512,
+        window: int = 2048,
+        n_persistent: int | None = None,
+        memory: dict[str, Any] | None = None,
+        block_types: list[str] | None = None,
+        tie_embeddings: bool = False,
+        rope_theta: float = 10000.0,
+        max_position_embeddings: int = 4096,
+        norm_eps: float = 1e-6,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+        for name, value in dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                segment_len=segment_len, window=window).items():
+            if int(value) < 1:
+                raise ValueError(f"TitansConfig.{name} must be a positive integer, got {value}")
+        if d_model % n_heads or (d_model // n_heads) % 2:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads} with an even head size (RoPE)")
+        self.variant = variant
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.ffn_mult = ffn_mult
+        self.ffn_multiple_of = ffn_multiple_of
+        if ffn_dim is None:
+            ffn_dim = ffn_multiple_of * math.ceil(ffn_mult * d_model / ffn_multiple_of)
+        self.ffn_dim = int(ffn_dim)
+        self.segment_len = segment_len
+        self.window = window
+        if n_persistent is None:
+            n_persistent = 128 if variant in TITANS_VARIANTS else 0
+        if n_persistent < 0:
+            raise ValueError(f"n_persistent must be >= 0, got {n_persistent}")
+        self.n_persistent = n_persistent
+        self.memory = self._resolve_memory(variant, n_heads, memory)
+        if block_types is None:
+            block_types = default_block_types(variant, n_layers)
+        block_types = list(block_types)
+        if len(block_types) != n_layers or any(b not in BLOCK_TYPES for b in block_types):
+            raise ValueError(f"block_types must list {n_layers} entries from {BLOCK_TYPES}, got {block_types}")
+        self.block_types = block_types
+        self.tie_embeddings = tie_embeddings
+        self.rope_theta = rope_theta
+        self.max_position_embeddings = max_position_embeddings
+        self.norm_eps = norm_eps
+        self.initializer_range = initializer_range
+        kwargs["tie_word_embeddings"] = tie_embeddings
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _resolve_memory(variant: str, n_heads: int, memory: dict | None) -> dict[str, Any]:
+        memory = dict(memory or {})
+        if variant not in MEMORY_PRESETS:
+            return memory
+        try:
+            from titans.memory import MemoryConfig
+        except ImportError:  # package __init__ not written yet / partial install
+            from titans.memory.config import MemoryConfig
+
+        memory.setdefault("num_heads", n_heads)
+        known = set(MemoryConfig.__dataclass_fields__)
+        unknown = sorted(set(memory) - known)
+        if unknown:
+            raise TypeError(f"TitansConfig.memory got unknown keys {unknown}; valid keys are {sorted(known)}")
+        return MemoryConfig.preset(MEMORY_PRESETS[variant], **memory).to_dict()
+
+    @property
+    def uses_memory(self) -> bool:
+        return any(b in ("lmm", "mag", "mac") for b in self.block_types)
+
+    # names some Hugging Face utilities look for
+    @property
+    def hidden_size(self) -> int:
+        return self.d_model
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.n_layers
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.n_heads

@@ -1,0 +1,163 @@
+"""Hugging Face model classes: TitansModel (backbone) and TitansForCausalLM."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+
+from titans.layers import RMSNorm
+
+from .block import Block
+from .cache import LayerCache, TitansCache
+from .config import TitansConfig
+from .mixers import SeqContext
+
+
+class TitansPreTrainedModel(PreTrainedModel):
+    config_class = TitansConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["Block"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+        elif isinstance(module, TitansModel) and module.persistent is not None:
+            nn.init.normal_(module.persistent, mean=0.0, std=std)
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # we bring our own cache (TitansCache), created in forward
+
+
+def _protect_memory_init(module: nn.Module) -> None:
+    """NeuralMemory initialises its own parameters (gate biases, M_0): keep HF's init away from them."""
+    for name, sub in module.named_modules():
+        if type(sub).__name__ == "NeuralMemory":
+            for inner in sub.modules():
+                inner._is_hf_initialized = True
+
+
+class TitansModel(TitansPreTrainedModel):
+    """Embedding, persistent tokens, blocks and final norm; returns hidden states of the real tokens."""
+
+    def __init__(self, config: TitansConfig):
+        super().__init__(config)
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.persistent = nn.Parameter(torch.zeros(config.n_persistent, config.d_model)) if config.n_persistent else None
+        self.layers = nn.ModuleList([Block(config, kind) for kind in config.block_types])
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        _protect_memory_init(self)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed
+
+    def set_input_embeddings(self, value):
+        self.embed = value
+
+    def forward(self, input_ids=None, inputs_embeds=None, past_key_values: TitansCache | None = None,
+                use_cache: bool = False, **kwargs) -> BaseModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        if past_key_values is not None and not isinstance(past_key_values, TitansCache):
+            raise TypeError(f"past_key_values must be a TitansCache (from a previous forward), got {type(past_key_values).__name__}")
+        cache = past_key_values
+        if cache is None and use_cache:
+            cache = TitansCache(len(self.layers))
+        seen = cache.seen_tokens if cache is not None else 0
+        n_tokens = x.shape[1]
+        n_prefix = self.config.n_persistent if seen == 0 else 0
+        if n_prefix:
+            x = torch.cat([self.persistent.to(x.dtype).expand(x.shape[0], -1, -1), x], 1)
+        start = 0 if seen == 0 else self.config.n_persistent + seen
+        positions = torch.arange(start, start + x.shape[1], device=x.device)
+        ctx = SeqContext(positions=positions, n_prefix=n_prefix, token_offset=seen)
+        for i, block in enumerate(self.layers):
+            x = block(x, ctx, cache.layers[i] if cache is not None else LayerCache())
+        if cache is not None:
+            cache.seen_tokens = seen + n_tokens
+        x = self.norm(x[:, n_prefix:])
+        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache if use_cache else None)
+
+
+class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.embed.weight"}
+
+    def __init__(self, config: TitansConfig):
+        super().__init__(config)
+        self.model = TitansModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed
+
+    def set_input_embeddings(self, value):
+        self.model.embed = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        past_key_values: TitansCache | None = None,
+        use_cache: bool | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        """labels = input_ids (the shift is done here, HF convention; -100 is ignored)."""
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("TitansForCausalLM does not support padding (attention_mask with zeros): "
+                             "pack or left-truncate sequences to equal length, or run them one at a time")
+        use_cache = bool(use_cache) or past_key_values is not None
+        out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
+                         use_cache=use_cache)
+        hidden = out.last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                   labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+
+    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
+                                      inputs_embeds=None, use_cache=True, **kwargs):
+        """Feed only the tokens the cache has not seen yet."""
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("TitansForCausalLM.generate does not support padded batches (attention_mask with "
+                             "zeros): generate prompts of equal length, or one prompt at a time")
+        if past_key_values is not None and past_key_values.seen_tokens > 0:
+            input_ids = input_ids[:, past_key_values.seen_tokens:]
+            inputs_embeds = None
+        inputs = {"past_key_values": past_key_values, "use_cache": use_cache, "attention_mask": None}
+        if inputs_embeds is not None:
+            inputs["inputs_embeds"] = inputs_embeds
+        else:
+            inputs["input_ids"] = input_ids.contiguous()
+        return inputs
+
+
+AutoConfig.register("titans", TitansConfig, exist_ok=True)
+AutoModelForCausalLM.register(TitansConfig, TitansForCausalLM, exist_ok=True)
