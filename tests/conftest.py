@@ -16,3 +16,12 @@ import torch  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread: small per-chunk ops gain nothing from threads, and OpenMP spin-waits badly on a busy CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -9,13 +9,7 @@ from titans.memory import MemoryConfig, MemoryState, NeuralMemory, chunked_memor
 from titans.memory import mlp
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small per-chunk ops gain nothing from threads, and OpenMP spin-waits badly on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_mem(dtype=torch.float64, dim=8, **kw):

@@ -8,13 +8,7 @@ from titans.memory import MemoryConfig, NeuralMemory
 LONG = 65536
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small per-chunk ops gain nothing from threads, and OpenMP spin-waits badly on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _run_long(mem, x, autocast: bool):

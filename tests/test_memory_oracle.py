@@ -15,13 +15,7 @@ from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, naive_memo
 EPS = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small per-chunk ops gain nothing from threads, and OpenMP spin-waits badly on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from titans.models import TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscription on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB = 64
 MEMORY_VARIANTS = [v for v in VARIANTS if v not in ("transformer", "swa")]

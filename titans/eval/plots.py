@@ -35,6 +35,10 @@ def niah_heatmap(rows: list[dict], path: str | Path, metric: str = "exact_match"
         fig.colorbar(image, ax=ax, label=f"{metric} (%)")
     if title:
         fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +63,4 @@ def babilong_plot(rows: list[dict], path: str | Path, title: str | None = None) 
     ax.legend()
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
