@@ -108,7 +108,7 @@ def test_unknown_config_option_lists_the_valid_choices(tmp_path):
 def test_vocabulary_mismatch_is_one_clear_line(tmp_path):
     proc = run_train([*SMALL, "+model.net.vocab_size=10"], tmp_path, check=False)
     assert proc.returncode != 0
-    assert "smaller than the tokenizer's vocabulary" in proc.stderr
+    assert "but the model has vocab_size=10: set the model's vocab_size >= 4096" in proc.stderr
 
 
 def test_missing_data_file_is_one_clear_line(tmp_path):

@@ -12,6 +12,6 @@ def check_vocab(tokenizer, model_vocab_size: int) -> None:
     if needed > model_vocab_size:
         raise ValueError(
             f"tokenizer {getattr(tokenizer, 'name_or_path', '') or type(tokenizer).__name__} produces ids up to "
-            f"{needed - 1} but the model has vocab_size={model_vocab_size}: set model.vocab_size >= {needed} "
+            f"{needed - 1} but the model has vocab_size={model_vocab_size}: set the model's vocab_size >= {needed} "
             f"(len(tokenizer)) or use the tokenizer the model was trained with"
         )

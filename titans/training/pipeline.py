@@ -9,8 +9,9 @@ from pathlib import Path
 import hydra
 import hydra.errors
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
+from titans.data import DataUnavailableError, check_vocab
 from titans.training.hydra_utils import resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ def instantiate(node: DictConfig, **kwargs):
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except hydra.errors.InstantiationException as err:
-        from titans.data import DataUnavailableError
-
         cause = err.__cause__
         if isinstance(cause, (DataUnavailableError, FileNotFoundError, ValueError, ConnectionError, OSError)):
             raise cause from None
@@ -71,17 +70,13 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
 
-    vocab_size = len(tokenizer)
-    with open_dict(cfg):
-        requested_vocab = cfg.model.net.get("vocab_size")
-    if requested_vocab is not None and int(requested_vocab) < vocab_size:
-        raise ValueError(
-            f"model.net.vocab_size={requested_vocab} is smaller than the tokenizer's vocabulary ({vocab_size}): "
-            "remove model.net.vocab_size (it is taken from the tokenizer) or pick a matching tokenizer"
-        )
+    # The model's vocabulary comes from the tokenizer unless model.net.vocab_size is given (e.g. padded).
+    requested_vocab = cfg.model.net.get("vocab_size")
+    if requested_vocab is not None:
+        check_vocab(tokenizer, int(requested_vocab))
     model: L.LightningModule = instantiate(
         cfg.model,
-        vocab_size=int(requested_vocab or vocab_size),
+        vocab_size=int(requested_vocab or len(tokenizer)),
         tokens_per_step=tokens_per_step,
         tokenizer=dict(getattr(tokenizer, "titans_config", None) or OmegaConf.to_container(cfg.tokenizer, resolve=True)),
         _convert_="all",
