@@ -97,7 +97,7 @@ def test_train_step_lowers_loss_and_reaches_every_parameter(variant):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for step in range(6):
-        loss = model(x, labels=x).loss
+        loss = model(x, labels=x, return_logits=False).loss  # the fused LM-head loss that training uses
         loss.backward()
         if step == 0:
             missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -172,6 +172,15 @@ def test_mal_layer_pattern_and_presets():
     assert gdn["depth"] == 1 and not gdn["momentum"] and gdn["forget"]
     ttt = TitansConfig(variant="ttt", d_model=32, n_heads=2).memory
     assert ttt["depth"] == 2 and not ttt["momentum"] and not ttt["forget"]
+
+
+def test_generate_prefill_computes_only_the_last_logits():
+    """generate() asks for logits_to_keep=1: a long prompt must not materialise [prompt, vocab] logits."""
+    model, x = tiny("lmm"), tokens(batch=1, length=17)
+    shapes = []
+    model.register_forward_hook(lambda mod, args, out: shapes.append(tuple(out.logits.shape)))
+    model.generate(x, max_new_tokens=3, do_sample=False)
+    assert shapes == [(1, 1, VOCAB)] * 3, shapes
 
 
 def test_beam_search_runs_with_the_cache():

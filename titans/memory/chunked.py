@@ -73,17 +73,21 @@ class _LayerCoefs:
             P_lr = _ratio_matrix(cum_e.unsqueeze(-1))[..., 0] * lr.unsqueeze(-2)  # (E_s/E_i) theta_i  [nc, N, s, i]
         else:
             E = P_lr = None
-        self.A = torch.exp(cum_a).unbind(0) if cum_a is not None else None  # [N, b, C] per chunk
+        # all chunks stacked ([nc, N, t, *]) for work done before the loop, and unbound per chunk
+        self.A_all = torch.exp(cum_a) if cum_a is not None else None  # [nc, N, b, C]
+        self.A = self.A_all.unbind(0) if cum_a is not None else None
         # read coefficients B [N, t, C] and D [N, t, i] (channel-wise: built per chunk in ``read_coefs``)
-        self.B = self.D = None
+        self.B = self.D = self.B_all = self.D_all = None
         if not self.channelwise:
             ones = torch.ones(b, b, dtype=lr.dtype, device=lr.device).tril()
             Q = _ratio_matrix(cum_a)[..., 0] if cum_a is not None else ones  # (A_t / A_s), s <= t
             if P_lr is not None:
-                self.D = (Q @ P_lr).unbind(0)
-                self.B = (Q @ E.unsqueeze(-1)).unbind(0)
+                self.D_all = Q @ P_lr
+                self.B_all = Q @ E.unsqueeze(-1)
+                self.B = self.B_all.unbind(0)
             else:
-                self.D = (Q * lr.unsqueeze(-2)).unbind(0)
+                self.D_all = Q * lr.unsqueeze(-2)
+            self.D = self.D_all.unbind(0)
         else:
             self._cum_a = cum_a.unbind(0)
             self._P_lr = P_lr.unbind(0) if P_lr is not None else None
@@ -143,10 +147,6 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
             x = torch.nn.functional.pad(x, (0, 0, 0, pad))
         return x.view(N, nc, b, x.shape[-1]).transpose(0, 1)
 
-    # unbind (not indexing) so that backward stacks the per-chunk gradients once instead of once per chunk;
-    # keys and queries side by side so that the first layer reads both with one matmul
-    kq = torch.cat([chunks(k), chunks(q)], dim=2).unbind(0)  # [N, 2b, d] per chunk
-    vc = chunks(v).unbind(0)
     coef_cache: dict[tuple, _LayerCoefs] = {}
     coefs = []
     for layer in range(depth):
@@ -157,34 +157,62 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
         coefs.append(coef_cache[key])
     distinct = list({id(c): c for c in coefs}.values())
 
+    # Work that does not depend on the memory weights, batched over all chunks before the sequential loop.
+    # unbind (not indexing) so that backward stacks the per-chunk gradients once instead of once per chunk.
+    kc, qc, vcs = chunks(k), chunks(q), chunks(v)
+    first = coefs[0]
+    # Scalar gates: the first layer's read  A_t (q_t W) + B_t (q_t S) - sum_i D_ti (q_t . k_i) delta_i
+    # folds A and B into the queries, [A q | B q] @ [W; S], and precomputes D * (Q K^T).
+    fold = not first.channelwise
+    if fold:
+        qa = qc * first.A_all if first.A_all is not None else qc
+        if momentum is not None:
+            qa = torch.cat([qa, qc * first.B_all], dim=-1)
+            kc_in = torch.cat([kc, torch.zeros_like(kc)], dim=-1)
+        else:
+            kc_in = kc
+        dscores0 = (first.D_all * (qc @ kc.transpose(-1, -2))).unbind(0)  # [N, t, i] per chunk
+    else:
+        qa, kc_in, dscores0 = qc, kc, None
+    kq = torch.cat([kc_in, qa], dim=2).unbind(0)  # keys and queries: the first layer reads both with one matmul
+    vc = vcs.unbind(0)
+    keys = kc.unbind(0)
+    # residual parts of the inner error M(k) - v and of the output M(q) (depth >= 2)
+    offset = (kc + ln_bias.unsqueeze(0) - vcs).unbind(0) if depth > 1 else None
+    q_plus_bias = (qc + ln_bias.unsqueeze(0)).unbind(0) if depth > 1 else None
+    qc_list = qc.unbind(0)
+
     def step(c: int, W: list[Tensor], S: list[Tensor] | None):
         """One chunk: outputs of its tokens and the state at its end."""
-        KQ, Vc = kq[c], vc[c]
-        Kc, Qc = KQ.split(b, dim=1)  # split (not slicing): its backward is one cat, no zero-filled buffers
-        zk_first, zq_first = (KQ @ W[0]).split(b, dim=1)
-        inputs, deltas, _ = mlp.memory_grad_factors(W, Kc, Vc, activation, ln_weight, ln_bias, ln_eps,
-                                                    first_preact=zk_first)
+        KQ, Kc = kq[c], keys[c]
+        first_in = torch.cat([W[0], S[0]], dim=1) if (fold and S is not None) else W[0]
+        zk_first, zq_first = (KQ @ first_in).split(b, dim=1)  # split: its backward is one cat
+        inputs, deltas, _ = mlp.memory_grad_factors(W, Kc, vc[c], activation, ln_weight, ln_bias, ln_eps,
+                                                    first_preact=zk_first, offset=offset[c] if offset else None)
         read = {id(co): co.read_coefs(c) for co in distinct}
         # read: y_t = M_t(q_t), layer by layer (dual form, see module docstring)
-        h = Qc
+        h = Qc = qc_list[c]
         for layer in range(depth):
-            A, B, D = read[id(coefs[layer])]
-            z = zq_first if layer == 0 else h @ W[layer]
-            if A is not None:
-                z = A * z
-            if S is not None:
-                z = torch.addcmul(z, B, h @ S[layer])
-            scores = h @ inputs[layer].transpose(-1, -2)  # [N, t, i]
-            if D.dim() == 3:
-                z = torch.baddbmm(z, D * scores, deltas[layer], alpha=-1.0)
+            if layer == 0 and fold:  # A, B already in zq_first; D * scores precomputed
+                z = torch.baddbmm(zq_first, dscores0[c], deltas[0], alpha=-1.0)
             else:
-                z = z - torch.einsum("ntic,nti,nic->ntc", D, scores, deltas[layer])
+                A, B, D = read[id(coefs[layer])]
+                z = zq_first if layer == 0 else h @ W[layer]
+                if A is not None:
+                    z = A * z
+                if S is not None:
+                    z = torch.addcmul(z, B, h @ S[layer])
+                scores = h @ inputs[layer].transpose(-1, -2)  # [N, t, i]
+                if D.dim() == 3:
+                    z = torch.baddbmm(z, D * scores, deltas[layer], alpha=-1.0)
+                else:
+                    z = z - torch.einsum("ntic,nti,nic->ntc", D, scores, deltas[layer])
             h = sigma(z) if layer < depth - 1 else z
         if depth == 1:
             y = h
         else:
             n, _ = mlp.layer_norm(h, ln_eps)
-            y = Qc + ln_weight * n + ln_bias
+            y = torch.addcmul(q_plus_bias[c], ln_weight, n)
         # carry the state to the next chunk (eqs. 13-14 at the chunk's last token)
         partial = c == nc - 1 and pad > 0
         if partial and not commit_partial:

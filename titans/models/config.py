@@ -44,6 +44,7 @@ class TitansConfig(PretrainedConfig):
                    ``num_heads`` defaults to ``n_heads``.
     block_types    the token mixer of each block (attn, swa, lmm, mag, mac); default from the variant.
     tie_embeddings share the input embedding with the LM head.
+    loss_chunk_size  tokens per block of the fused LM-head cross-entropy (``forward(..., return_logits=False)``).
     """
 
     model_type = "titans"
@@ -68,12 +69,13 @@ class TitansConfig(PretrainedConfig):
         max_position_embeddings: int = 4096,
         norm_eps: float = 1e-6,
         initializer_range: float = 0.02,
+        loss_chunk_size: int = 256,
         **kwargs,
     ):
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
         for name, value in dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                segment_len=segment_len, window=window).items():
+                                segment_len=segment_len, window=window, loss_chunk_size=loss_chunk_size).items():
             if int(value) < 1:
                 raise ValueError(f"TitansConfig.{name} must be a positive integer, got {value}")
         if d_model % n_heads or (d_model // n_heads) % 2:
@@ -107,6 +109,7 @@ class TitansConfig(PretrainedConfig):
         self.max_position_embeddings = max_position_embeddings
         self.norm_eps = norm_eps
         self.initializer_range = initializer_range
+        self.loss_chunk_size = loss_chunk_size
         kwargs["tie_word_embeddings"] = tie_embeddings
         super().__init__(**kwargs)
 

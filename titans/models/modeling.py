@@ -12,6 +12,7 @@ from titans.layers import RMSNorm
 from .block import Block
 from .cache import LayerCache, TitansCache
 from .config import TitansConfig
+from .loss import linear_cross_entropy
 from .mixers import SeqContext
 
 
@@ -123,9 +124,14 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         logits_to_keep: int = 0,
         return_dict: bool | None = None,
+        return_logits: bool = True,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        """labels = input_ids (the shift is done here, HF convention; -100 is ignored)."""
+        """labels = input_ids (the shift is done here, HF convention; -100 is ignored).
+
+        ``return_logits=False`` with labels: the loss is computed by ``linear_cross_entropy`` (the LM head
+        fused with the loss, chunk by chunk; no [T, vocab] logits are kept) and ``logits`` is None.
+        Training uses it; the loss and its gradients are the same as with the logits."""
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("TitansForCausalLM does not support padding (attention_mask with zeros): "
                              "pack or left-truncate sequences to equal length, or run them one at a time")
@@ -133,12 +139,17 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
                          use_cache=use_cache)
         hidden = out.last_hidden_state
+        if labels is not None and not return_logits:
+            loss = linear_cross_entropy(hidden[:, :-1], self.lm_head.weight,
+                                        labels[:, 1:].to(hidden.device), chunk_size=self.config.loss_chunk_size)
+            return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=out.past_key_values)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+            work = torch.float64 if logits.dtype == torch.float64 else torch.float32
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).to(work),
                                    labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
@@ -152,6 +163,8 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
             input_ids = input_ids[:, past_key_values.seen_tokens:]
             inputs_embeds = None
         inputs = {"past_key_values": past_key_values, "use_cache": use_cache, "attention_mask": None}
+        if kwargs.get("logits_to_keep"):  # generate() asks for the last position only: no [T, vocab] prefill logits
+            inputs["logits_to_keep"] = kwargs["logits_to_keep"]
         if inputs_embeds is not None:
             inputs["inputs_embeds"] = inputs_embeds
         else:
