@@ -1,5 +1,6 @@
-"""Data: the bundled corpus, tokenizers, language-model datamodules and the resumable sampler."""
+"""Data: the bundled corpus, tokenizers, language-model and BABILong datamodules and the resumable sampler."""
 
+from titans.data.babilong import BabilongDataModule
 from titans.data.base import PackedLMDataModule
 from titans.data.errors import DataUnavailableError
 from titans.data.sampler import ResumableSampler
@@ -8,6 +9,7 @@ from titans.data.tokenizers import build_tokenizer, tokenizer_fingerprint
 from titans.data.vocab import check_vocab
 
 __all__ = [
+    "BabilongDataModule",
     "DataUnavailableError",
     "FineWebEduDataModule",
     "PackedLMDataModule",

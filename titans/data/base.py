@@ -47,6 +47,8 @@ class PackedLMDataModule(L.LightningDataModule):
         self.tokenizer, self.tokenizer_config = tokenizer_from_config(tokenizer)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        # None: torch's default collation (equal-length windows); subclasses with variable-length items set one
+        self.collate_fn = None
 
     @property
     def vocab_size(self) -> int:
@@ -81,7 +83,7 @@ class PackedLMDataModule(L.LightningDataModule):
         )
         return DataLoader(self.train_set, batch_size=self.micro_batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, collate_fn=self.collate_fn)
 
     def val_dataloader(self) -> DataLoader:
         """The same windows every time: the first val_batches * micro_batch_size windows (all if None),
@@ -93,4 +95,4 @@ class PackedLMDataModule(L.LightningDataModule):
             count = min(count, self.val_batches * self.micro_batch_size * world_size)
         indices = list(range(rank, count, world_size))
         return DataLoader(Subset(self.val_set, indices), batch_size=self.micro_batch_size, shuffle=False,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory)
+                          num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=self.collate_fn)

@@ -176,10 +176,11 @@ def _n_tokens(tokenizer, text: str) -> int:
 
 
 def make_babilong_sample(task: str, tokenizer, context_length: int, index: int = 0, seed: int = 0,
-                         haystack: Haystack | None = None) -> BabilongSample:
+                         haystack: Haystack | None = None, bare_if_too_short: bool = False) -> BabilongSample:
     """One offline BABILong-style sample: the story's facts spread over background text.
 
-    ``context_length=0`` gives the bare bAbI story (BABILong's "0k" split).
+    ``context_length=0`` gives the bare bAbI story (BABILong's "0k" split). A story longer than
+    ``context_length`` on its own raises ValueError, or with ``bare_if_too_short`` comes back bare.
     """
     rng = random.Random(f"babilong|{task}|{context_length}|{index}|{seed}")
     story = make_story(task, rng)
@@ -198,16 +199,18 @@ def make_babilong_sample(task: str, tokenizer, context_length: int, index: int =
     if context_length > 0:
         if haystack is None:
             raise ValueError("context_length > 0 needs background text: pass haystack=Haystack(load_haystack_text()).")
-        if length_with(0) > context_length:
+        too_short = length_with(0) > context_length
+        if too_short and not bare_if_too_short:
             raise ValueError(f"context_length={context_length} tokens is too short for this {task} story "
                              f"({length_with(0)} tokens without background text).")
-        low, high = 0, 1
-        while length_with(high) <= context_length:
-            low, high = high, high * 2
-        while high - low > 1:
-            mid = (low + high) // 2
-            low, high = (mid, high) if length_with(mid) <= context_length else (low, mid)
-        n = low
+        if not too_short:
+            low, high = 0, 1
+            while length_with(high) <= context_length:
+                low, high = high, high * 2
+            while high - low > 1:
+                mid = (low + high) // 2
+                low, high = (mid, high) if length_with(mid) <= context_length else (low, mid)
+            n = low
     prompt, starts = build(n)
     return BabilongSample(task=task, context_length=context_length, index=index, seed=seed, prompt=prompt,
                           question=story.question, answer=story.answer, facts=story.facts,
@@ -234,12 +237,18 @@ def load_babilong_hub(task: str, length: str, limit: int | None = None, source: 
     rows = datasets.load_dataset(HUB_DATASETS[source], name=length, split=task)
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
-    samples = []
-    for i, row in enumerate(rows):
-        prompt = PROMPT.format(context=row["input"].strip(), question=row["question"].strip())
-        samples.append(BabilongSample(task=task, context_length=_length_tokens(length), index=i, seed=0, prompt=prompt,
-                                      question=row["question"], answer=row["target"], facts=[], supporting=[]))
-    return samples
+    return [sample_from_hub_row(row, task, length, i) for i, row in enumerate(rows)]
+
+
+def sample_from_hub_row(row: dict, task: str, length: str, index: int) -> BabilongSample:
+    """A BABILong data set row (``input``, ``question``, ``target``) as a sample with the fine-tuned-setting prompt.
+
+    Shared by evaluation (RMT-team/babilong) and fine-tuning (RMT-team/babilong-train-5k-samples, see
+    titans.data.babilong), so both format a row identically.
+    """
+    prompt = PROMPT.format(context=row["input"].strip(), question=row["question"].strip())
+    return BabilongSample(task=task, context_length=_length_tokens(length), index=index, seed=0, prompt=prompt,
+                          question=row["question"], answer=row["target"], facts=[], supporting=[])
 
 
 def _length_tokens(split: str) -> int:

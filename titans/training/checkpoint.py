@@ -49,3 +49,82 @@ def load_model_and_tokenizer(path: str | Path, map_location: str = "cpu"):
         tok_cfg = {k: v for k, v in hparams["tokenizer"].items() if k != "_target_"}
         tokenizer = build_tokenizer(**tok_cfg)
     return model.eval(), tokenizer
+
+
+def _config_differences(theirs: dict, ours: dict, limit: int = 6) -> str:
+    """The differing model config entries, shortest first: "variant transformer -> mac, d_model 256 -> 128, ..."."""
+    skip = {"transformers_version", "architectures", "_name_or_path", "torch_dtype", "dtype"}
+    keys = [k for k in theirs.keys() | ours.keys() if k not in skip and theirs.get(k) != ours.get(k)]
+    keys.sort(key=lambda k: (len(repr(theirs.get(k))) + len(repr(ours.get(k))), k))
+
+    def short(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 24 else text[:21] + "..."
+
+    parts = [f"{k} {short(theirs.get(k))} -> {short(ours.get(k))}" for k in keys[:limit]]
+    return ", ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else [])) or "none"
+
+
+def _check_same_tokenizer(checkpoint_tokenizer: dict, tokenizer, path: Path) -> None:
+    """Raise when the checkpoint was trained with a tokenizer that gives other ids than ``tokenizer``."""
+    import logging
+
+    from titans.data import build_tokenizer, tokenizer_fingerprint
+
+    ours = dict(getattr(tokenizer, "titans_config", None) or {})
+    theirs = {k: v for k, v in checkpoint_tokenizer.items() if k != "_target_"}
+    if ours == theirs:
+        return
+    try:
+        same = tokenizer_fingerprint(build_tokenizer(**theirs)) == tokenizer_fingerprint(tokenizer)
+    except Exception as err:  # e.g. a hub tokenizer offline: cannot tell
+        logging.getLogger(__name__).warning("init_from=%s was trained with tokenizer %s, which cannot be built here "
+                                            "(%s): make sure this run's tokenizer %s gives the same ids",
+                                            path, theirs, err, ours)
+        return
+    if not same:
+        raise ValueError(f"init_from={path} was trained with tokenizer {theirs}, which gives other ids than this "
+                         f"run's {ours}: use the pretraining run's tokenizer "
+                         f"(tokenizer=... / tokenizer.name_or_path=...)")
+
+
+def load_pretrained_weights(net, path: str | Path, tokenizer=None) -> Path:
+    """Initialise ``net`` (a TitansForCausalLM) with the weights of a pretrained model, to fine-tune it.
+
+    ``path``: a Lightning ``.ckpt`` written by train.py, or a Hugging Face directory (save_pretrained,
+    scripts/convert_checkpoint.py). Only the weights are loaded: no optimizer, scheduler, step or data position
+    (resuming a run is ``ckpt_path``). The model must have the same shapes (same variant, size and vocabulary);
+    with ``tokenizer`` given, the checkpoint's tokenizer must give the same ids. Returns the resolved path.
+    """
+    path = Path(path)
+    tokenizer_config = None
+    if path.is_dir():
+        from titans.models import TitansForCausalLM
+
+        source = TitansForCausalLM.from_pretrained(path)
+        state, config = source.state_dict(), source.config.to_dict()
+    elif path.is_file():
+        ckpt = load_lightning_checkpoint(path)
+        state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        config = ckpt["hyper_parameters"]["model_config"]
+        tokenizer_config = ckpt["hyper_parameters"].get("tokenizer")
+    else:
+        raise FileNotFoundError(
+            f"init_from={path} does not exist: give a .ckpt written by train.py "
+            f"(logs/<task>/runs/<run>/checkpoints/last.ckpt) or a Hugging Face model directory"
+        )
+    if tokenizer is not None and tokenizer_config:
+        _check_same_tokenizer(tokenizer_config, tokenizer, path)
+    own = net.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    mismatched = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"init_from={path} holds a {config.get('variant')} model that does not fit this run's "
+            f"{net.config.variant} ({len(mismatched)} tensors of other shapes, {len(missing)} missing, "
+            f"{len(unexpected)} unexpected; config checkpoint -> this run: "
+            f"{_config_differences(config, net.config.to_dict())}): build the pretraining run's model "
+            f"(model=..., size=..., its model.net overrides and tokenizer)"
+        )
+    net.load_state_dict(state)
+    return path.resolve()

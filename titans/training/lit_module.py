@@ -55,9 +55,16 @@ class LitCausalLM(L.LightningModule):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.net(input_ids=input_ids).logits
 
+    @staticmethod
+    def _labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's ``labels`` (aligned with input_ids, -100 = not supervised, e.g. BABILong prompts and
+        padding), or the input ids themselves for language-model batches."""
+        labels = batch.get("labels")
+        return batch["input_ids"] if labels is None else labels
+
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        input_ids = batch["input_ids"]
-        return self.net(input_ids=input_ids, labels=input_ids).loss
+        """Mean next-token cross-entropy over the supervised targets (the model shifts the labels)."""
+        return self.net(input_ids=batch["input_ids"], labels=self._labels(batch)).loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -69,9 +76,12 @@ class LitCausalLM(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        labels = self._labels(batch)
+        n = int((labels[:, 1:] != -100).sum())  # the targets the loss averages over (all tokens but the first for LM)
+        if n == 0:
+            return None
         loss = self._loss(batch)
-        n = batch["input_ids"][:, 1:].numel()
         self._val_loss_sum += loss.item() * n
         self._val_tokens += n
         return loss

@@ -12,6 +12,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from titans.data import DataUnavailableError, check_vocab
+from titans.training.checkpoint import load_pretrained_weights
 from titans.training.hydra_utils import resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,31 @@ def _instantiate_list(group: DictConfig | None) -> list:
     return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
 
 
+def init_from_path(cfg: DictConfig) -> str | None:
+    """``init_from`` (weights to start from, e.g. a pretrained model to fine-tune), checked before any work.
+
+    A fine-tuning experiment sets ``init_from_required: true``: then a missing ``init_from`` is an error rather
+    than a silent run from random weights (unless the run resumes: ``ckpt_path`` holds the weights)."""
+    path = cfg.get("init_from")
+    if path is None:
+        if cfg.get("init_from_required", False) and not cfg.get("ckpt_path"):
+            raise ValueError(
+                f"{cfg.get('task_name', 'this run')} fine-tunes a pretrained model: give init_from=PATH (a .ckpt "
+                f"written by train.py, e.g. logs/<task>/runs/<run>/checkpoints/last.ckpt, or a Hugging Face model "
+                f"directory), or init_from_required=false to start from random weights"
+            )
+        return None
+    if not Path(str(path)).exists():
+        raise FileNotFoundError(
+            f"init_from={path} does not exist: give a .ckpt written by train.py "
+            f"(logs/<task>/runs/<run>/checkpoints/last.ckpt) or a Hugging Face model directory"
+        )
+    return str(path)
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit the configured model; returns the final callback metrics."""
+    init_from = init_from_path(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     tokenizer = instantiate(cfg.tokenizer)
@@ -87,6 +111,11 @@ def train(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
+        if init_from:
+            log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
+    elif init_from:
+        loaded = load_pretrained_weights(model.net, init_from, tokenizer)
+        log.info("initialised the model's weights from %s (weights only: fresh optimizer and schedule)", loaded)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
