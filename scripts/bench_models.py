@@ -5,11 +5,12 @@
     python scripts/bench_models.py --quick               # 1K and 4K, fewer variants' repeats
     python scripts/bench_models.py --lengths 1024 8192 --variants mac transformer --threads 2
 
-Training: one forward+backward of a [1, L] batch (labels = inputs) after a short warm-up step, best
-of --repeats, tokens/s and
+Training: one forward+backward of a [1, L] batch (labels = inputs, the fused LM-head loss that training
+uses: ``return_logits=False``) after a short warm-up step, best of --repeats, tokens/s and
 the peak resident memory added by the step (each measurement runs in a fresh subprocess, so
 ru_maxrss is a clean high-water mark). Generation: prefill a prompt of L tokens with the cache,
-then time --new-tokens greedy steps one token at a time; ms per generated token.
+(last-position logits only, as generate() does), then time --new-tokens greedy steps one token at a
+time; ms per generated token.
 All variants use the same size (same width and depth; parameters matched through the FFN width).
 The memory allocator is glibc malloc (the default) for every row.
 """
@@ -42,6 +43,8 @@ def _build(args, variant):
         overrides["segment_len"] = args.segment_len
     if args.window:
         overrides["window"] = args.window
+    if args.checkpoint_group and variant not in ("transformer", "swa"):
+        overrides["memory"] = dict(checkpoint_group=args.checkpoint_group)
     return build_causal_lm(variant, args.size, vocab_size=args.vocab, **overrides)
 
 
@@ -84,7 +87,8 @@ def run_one(args, variant, length, mode) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--length", str(length), "--mode", mode,
            "--size", args.size, "--vocab", str(args.vocab), "--threads", str(args.threads),
            "--repeats", str(args.repeats), "--new-tokens", str(args.new_tokens),
-           "--segment-len", str(args.segment_len or 0), "--window", str(args.window or 0)]
+           "--segment-len", str(args.segment_len or 0), "--window", str(args.window or 0),
+           "--checkpoint-group", str(args.checkpoint_group)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode:
         return dict(error=proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc={proc.returncode}")
@@ -107,6 +111,8 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--segment-len", type=int, default=0, help="MAC segment (default: config default 512)")
     p.add_argument("--window", type=int, default=0, help="SWA window (default: config default 2048)")
+    p.add_argument("--checkpoint-group", type=int, default=0,
+                   help="memory variants: MemoryConfig.checkpoint_group (recompute groups of chunks in backward)")
     p.add_argument("--quick", action="store_true", help="lengths 1K and 4K, one repeat, 8 new tokens")
     p.add_argument("--no-gen", action="store_true", help="skip the generation table")
     p.add_argument("--no-train", action="store_true", help="skip the training table")
@@ -123,7 +129,8 @@ def main() -> None:
         args.lengths, args.repeats, args.new_tokens = [1024, 4096], 1, 8
     gen_lengths = args.gen_lengths or args.lengths
 
-    print(f"# bench_models: size={args.size} vocab={args.vocab} threads={args.threads} allocator=glibc malloc\n")
+    print(f"# bench_models: size={args.size} vocab={args.vocab} threads={args.threads} allocator=glibc malloc "
+          f"checkpoint_group={args.checkpoint_group}\n")
     for v in [] if args.no_train else args.variants:
         if v == args.variants[0]:
             print("## Training (forward+backward, batch 1): tokens/s | peak MB added by the step\n")

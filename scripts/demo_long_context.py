@@ -94,7 +94,7 @@ def train_for(model, tokenizer, args, variant: str) -> dict:
     while time.monotonic() < deadline and (args.steps is None or step < args.steps):
         # the answer's cross-entropy only: the haystack is trivially predictable noise
         input_ids, labels = training_batch(tokenizer, args, step)
-        loss = model(input_ids=input_ids, labels=labels).loss
+        loss = model(input_ids=input_ids, labels=labels, return_logits=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

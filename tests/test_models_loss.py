@@ -72,3 +72,26 @@ def test_model_loss_without_logits_matches_with_logits(variant):
             assert a is None and b is None
         else:
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_lightning_module_trains_through_the_fused_loss(monkeypatch):
+    """LitCausalLM's training loss goes through linear_cross_entropy (no [B, T, V] logits) and is the plain loss."""
+    import titans.models.modeling as modeling
+    from titans.training import LitCausalLM
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return linear_cross_entropy(*args, **kwargs)
+
+    monkeypatch.setattr(modeling, "linear_cross_entropy", counting)
+    torch.manual_seed(0)
+    lit = LitCausalLM(net={"variant": "transformer", "size": "tiny"}, optimizer={"lr": 1e-3},
+                      scheduler={"warmup_steps": 0}, vocab_size=64)
+    x = torch.randint(0, 64, (2, 24))
+    loss = lit._loss({"input_ids": x})
+    assert calls == [torch.Size([2, 23, lit.net.config.d_model])]
+    with torch.no_grad():
+        plain = F.cross_entropy(lit(x)[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1))
+    torch.testing.assert_close(loss.detach(), plain, rtol=1e-5, atol=1e-6)

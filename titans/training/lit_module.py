@@ -63,8 +63,9 @@ class LitCausalLM(L.LightningModule):
         return batch["input_ids"] if labels is None else labels
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean next-token cross-entropy over the supervised targets (the model shifts the labels)."""
-        return self.net(input_ids=batch["input_ids"], labels=self._labels(batch)).loss
+        """Mean next-token cross-entropy over the supervised targets (the model shifts the labels). The loss is
+        fused with the LM head (``return_logits=False``): the [batch, length, vocab] logits are never stored."""
+        return self.net(input_ids=batch["input_ids"], labels=self._labels(batch), return_logits=False).loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
