@@ -51,6 +51,8 @@ def _build(args, variant):
 def worker(args) -> dict:
     import torch
 
+    from titans.models import output_cache
+
     torch.set_num_threads(args.threads)
     model = _build(args, args.variant)
     x = torch.randint(0, args.vocab, (1, args.length))
@@ -73,12 +75,12 @@ def worker(args) -> dict:
     model.eval()
     with torch.no_grad():
         out = model(x, use_cache=True, logits_to_keep=1)  # as generate() does: no [L, vocab] prefill logits
-        cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        cache, nxt = output_cache(out), out.logits[:, -1:].argmax(-1)
         model(nxt, past_key_values=cache, use_cache=True)  # warm-up step
         t = time.perf_counter()
         for _ in range(args.new_tokens):
             out = model(nxt, past_key_values=cache, use_cache=True)
-            cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            cache, nxt = output_cache(out), out.logits[:, -1:].argmax(-1)
         per_token = (time.perf_counter() - t) / args.new_tokens
     return dict(ms_per_token=1000 * per_token)
 

@@ -73,7 +73,8 @@ def training_batch(tokenizer, args, step: int):
 def build_model(variant: str, args, vocab_size: int):
     from titans.models import build_causal_lm
 
-    overrides = dict(segment_len=args.window, window=args.window, max_position_embeddings=max(args.eval_lengths))
+    # eval prompts are up to max(eval_lengths) tokens plus the generated answer
+    overrides = dict(segment_len=args.window, window=args.window, max_position_embeddings=max(args.eval_lengths) + 64)
     for name in ("n_layers", "d_model", "n_heads"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)

@@ -3,12 +3,14 @@
 Tiny configs with segment_len=6, window=5, memory chunk_size=4 and 3 persistent tokens, so that the
 prompts and steps below end inside and across chunk, segment and window boundaries.
 """
+import copy
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from titans.models import TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm
-
+from titans.models import (TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm,
+                           output_cache)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -50,12 +52,12 @@ def test_cached_streaming_equals_full_forward(variant):
         full = model(x).logits
         for prompt in (1, 4, 5, 6, 7, 13):
             out = model(x[:, :prompt], use_cache=True)
-            cache, logits, pos = out.past_key_values, [out.logits], prompt
+            cache, logits, pos = output_cache(out), [out.logits], prompt
             assert isinstance(cache, TitansCache) and cache.seen_tokens == prompt
             while pos < x.shape[1]:
                 step = 1 if pos % 2 else 3  # mix single tokens and multi-token pieces
                 out = model(x[:, pos : pos + step], past_key_values=cache, use_cache=True)
-                cache, pos = out.past_key_values, pos + step
+                cache, pos = output_cache(out), pos + step
                 logits.append(out.logits)
             torch.testing.assert_close(torch.cat(logits, 1), full, atol=1e-4, rtol=1e-4)
 
@@ -68,7 +70,7 @@ def test_without_persistent_tokens(variant):
     with torch.no_grad():
         full = model(x).logits
         out = model(x[:, :7], use_cache=True)
-        logits, cache = [out.logits], out.past_key_values
+        logits, cache = [out.logits], output_cache(out)
         for t in range(7, 15):
             out = model(x[:, t : t + 1], past_key_values=cache, use_cache=True)
             logits.append(out.logits)
@@ -183,10 +185,34 @@ def test_generate_prefill_computes_only_the_last_logits():
     assert shapes == [(1, 1, VOCAB)] * 3, shapes
 
 
-def test_beam_search_runs_with_the_cache():
+@pytest.mark.parametrize("variant", ["mac", "lmm"])
+def test_generate_feeds_each_token_once(variant):
+    """generate() must hand the cache back to the model (transformers 5.x calls it ``cache``, 4.x
+    ``past_key_values``): after the prefill, each step embeds only the one new token."""
+    model, x = tiny(variant), tokens(batch=1, length=17)
+    fed = []
+    model.model.embed.register_forward_hook(lambda mod, args, out: fed.append(args[0].shape[1]))
+    model.generate(x, max_new_tokens=4, do_sample=False)
+    assert fed == [17, 1, 1, 1], fed
+
+
+def test_forward_takes_the_cache_under_either_name():
+    model, x = tiny("mag"), tokens(batch=1, length=9)
+    with torch.no_grad():
+        first = output_cache(model(x[:, :6], use_cache=True))
+        a = model(x[:, 6:], cache=copy.deepcopy(first)).logits
+        b = model(x[:, 6:], past_key_values=first).logits
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="not both"):
+        model(x[:, 6:], cache=first, past_key_values=copy.deepcopy(first))
+
+
+def test_beam_search_with_the_cache_equals_beam_search_without():
     model, x = tiny("mac"), tokens(batch=1, length=7)
-    out = model.generate(x, max_new_tokens=5, num_beams=3, do_sample=False)
-    assert out.shape == (1, 12)
+    cached = model.generate(x, max_new_tokens=5, num_beams=3, do_sample=False)
+    recomputed = model.generate(x, max_new_tokens=5, num_beams=3, do_sample=False, use_cache=False)
+    assert cached.shape == (1, 12)
+    assert torch.equal(cached, recomputed)
 
 
 def test_bad_inputs_get_clear_errors():

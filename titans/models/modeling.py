@@ -15,6 +15,22 @@ from .config import TitansConfig
 from .loss import linear_cross_entropy
 from .mixers import SeqContext
 
+# transformers 5.x renamed the cache of model outputs and of generate()'s model kwargs from ``past_key_values`` to
+# ``cache``; 4.x only knows ``past_key_values``. Outputs are built with the installed version's name and both
+# names are accepted as inputs, so generate() passes the cache back on every version.
+CACHE_FIELD = "cache" if "cache" in getattr(CausalLMOutputWithPast, "__dataclass_fields__", {}) else "past_key_values"
+
+
+def output_cache(output) -> TitansCache | None:
+    """The generation cache a TitansModel / TitansForCausalLM output carries (under either transformers name)."""
+    return getattr(output, CACHE_FIELD)
+
+
+def _one_cache(past_key_values, cache):
+    if past_key_values is not None and cache is not None and past_key_values is not cache:
+        raise ValueError("pass the generation cache once, as past_key_values or as cache, not both")
+    return cache if cache is not None else past_key_values
+
 
 class TitansPreTrainedModel(PreTrainedModel):
     config_class = TitansConfig
@@ -68,7 +84,8 @@ class TitansModel(TitansPreTrainedModel):
         self.embed = value
 
     def forward(self, input_ids=None, inputs_embeds=None, past_key_values: TitansCache | None = None,
-                use_cache: bool = False, **kwargs) -> BaseModelOutputWithPast:
+                use_cache: bool = False, cache: TitansCache | None = None, **kwargs) -> BaseModelOutputWithPast:
+        past_key_values = _one_cache(past_key_values, cache)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
@@ -90,7 +107,7 @@ class TitansModel(TitansPreTrainedModel):
         if cache is not None:
             cache.seen_tokens = seen + n_tokens
         x = self.norm(x[:, n_prefix:])
-        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache if use_cache else None)
+        return BaseModelOutputWithPast(last_hidden_state=x, **{CACHE_FIELD: cache if use_cache else None})
 
 
 class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
@@ -125,6 +142,7 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         return_dict: bool | None = None,
         return_logits: bool = True,
+        cache: TitansCache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """labels = input_ids (the shift is done here, HF convention; -100 is ignored).
@@ -135,6 +153,7 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("TitansForCausalLM does not support padding (attention_mask with zeros): "
                              "pack or left-truncate sequences to equal length, or run them one at a time")
+        past_key_values = _one_cache(past_key_values, cache)
         use_cache = bool(use_cache) or past_key_values is not None
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
                          use_cache=use_cache)
@@ -142,7 +161,7 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         if labels is not None and not return_logits:
             loss = linear_cross_entropy(hidden[:, :-1], self.lm_head.weight,
                                         labels[:, 1:].to(hidden.device), chunk_size=self.config.loss_chunk_size)
-            return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=out.past_key_values)
+            return CausalLMOutputWithPast(loss=loss, logits=None, **{CACHE_FIELD: output_cache(out)})
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)
@@ -151,11 +170,13 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
             work = torch.float64 if logits.dtype == torch.float64 else torch.float32
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).to(work),
                                    labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **{CACHE_FIELD: output_cache(out)})
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
-                                      inputs_embeds=None, use_cache=True, **kwargs):
-        """Feed only the tokens the cache has not seen yet."""
+                                      inputs_embeds=None, use_cache=True, cache=None, **kwargs):
+        """Feed only the tokens the cache has not seen yet (generate() hands the cache back as ``cache`` in
+        transformers 5.x and as ``past_key_values`` in 4.x)."""
+        past_key_values = _one_cache(past_key_values, cache)
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("TitansForCausalLM.generate does not support padded batches (attention_mask with "
                              "zeros): generate prompts of equal length, or one prompt at a time")
