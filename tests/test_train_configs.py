@@ -1,37 +1,17 @@
 """Every config composes; every paper experiment instantiates (model on the meta device, trainer, callbacks,
 loggers) and, offline, stops at the data step with the message that names the offline default."""
 
-from pathlib import Path
-
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from titans.training.hydra_utils import register_resolvers
 from titans.training.pipeline import train as _train  # noqa: F401  (import check)
+from train_helpers import ROOT
+from train_helpers import compose_train_config as _compose
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 # the Table 1 pretraining runs; the BABILong fine-tuning ones are checked in tests/test_train_finetune.py
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml") if not p.stem.startswith("babilong_"))
-
-
-def _compose(tmp_path, overrides):
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.paths.log_dir = str(tmp_path)
-        cfg.hydra.runtime.output_dir = str(tmp_path)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def test_there_is_one_experiment_per_variant_and_paper_size():

@@ -7,13 +7,10 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from titans.training.hydra_utils import register_resolvers
 from train_helpers import ROOT, run_dirs, run_train
+from train_helpers import compose_train_config as _compose
 
 CONFIGS = ROOT / "configs"
 TASK = "babilong_finetune_tiny_offline"
@@ -34,20 +31,6 @@ FINETUNE_SMALL = [
     "callbacks.progress_bar.refresh_rate=0",
     "logger=csv",
 ]
-
-
-def _compose(tmp_path, overrides):
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.paths.log_dir = str(tmp_path)
-        cfg.hydra.runtime.output_dir = str(tmp_path)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def _metrics(run_dir: Path) -> list[dict]:

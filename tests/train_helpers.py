@@ -38,3 +38,26 @@ def run_train(args: list[str], log_dir: Path, check: bool = True, timeout: int =
 
 def run_dirs(log_dir: Path, task: str = "train") -> list[Path]:
     return sorted(p for p in (log_dir / task / "runs").iterdir() if p.is_dir())
+
+
+def compose_train_config(tmp_path: Path, overrides: list[str]):
+    """configs/train.yaml composed with ``overrides`` as train.py would, its output paths under ``tmp_path`` and
+    the Hydra config registered (so ``${hydra:...}`` interpolations resolve)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from titans.training.hydra_utils import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path)
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
