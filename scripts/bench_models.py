@@ -6,8 +6,8 @@
     python scripts/bench_models.py --lengths 1024 8192 --variants mac transformer --threads 2
 
 Training: one forward+backward of a [1, L] batch (labels = inputs, the fused LM-head loss that training
-uses: ``return_logits=False``) after a short warm-up step, best of --repeats, tokens/s and
-the peak resident memory added by the step (each measurement runs in a fresh subprocess, so
+uses: ``return_logits=False``; --full-logits for the unfused baseline) after a short warm-up step, best
+of --repeats, tokens/s and the peak resident memory added by the step (each measurement runs in a fresh subprocess, so
 ru_maxrss is a clean high-water mark). Generation: prefill a prompt of L tokens with the cache,
 (last-position logits only, as generate() does), then time --new-tokens greedy steps one token at a
 time; ms per generated token.
@@ -36,6 +36,7 @@ def _build(args, variant):
     import torch
 
     from titans.models import build_causal_lm
+    from titans.models.config import ATTENTION_VARIANTS
 
     torch.manual_seed(0)
     overrides = {}
@@ -43,7 +44,7 @@ def _build(args, variant):
         overrides["segment_len"] = args.segment_len
     if args.window:
         overrides["window"] = args.window
-    if args.checkpoint_group and variant not in ("transformer", "swa"):
+    if args.checkpoint_group and variant not in ATTENTION_VARIANTS:
         overrides["memory"] = dict(checkpoint_group=args.checkpoint_group)
     return build_causal_lm(variant, args.size, vocab_size=args.vocab, **overrides)
 
@@ -59,13 +60,13 @@ def worker(args) -> dict:
     if args.mode == "train":
         model.train()
         warm = x[:, :256]
-        model(warm, labels=warm, return_logits=False).loss.backward()  # first-call overheads (allocations, kernel selection)
+        model(warm, labels=warm, return_logits=args.full_logits).loss.backward()  # first-call overheads (allocations, kernel selection)
         model.zero_grad(set_to_none=True)
         base = _rss_mb()
         best = float("inf")
         for _ in range(args.repeats):
             t = time.perf_counter()
-            loss = model(x, labels=x, return_logits=False).loss
+            loss = model(x, labels=x, return_logits=args.full_logits).loss
             loss.backward()
             best = min(best, time.perf_counter() - t)
             model.zero_grad(set_to_none=True)
@@ -90,7 +91,7 @@ def run_one(args, variant, length, mode) -> dict:
            "--size", args.size, "--vocab", str(args.vocab), "--threads", str(args.threads),
            "--repeats", str(args.repeats), "--new-tokens", str(args.new_tokens),
            "--segment-len", str(args.segment_len or 0), "--window", str(args.window or 0),
-           "--checkpoint-group", str(args.checkpoint_group)]
+           "--checkpoint-group", str(args.checkpoint_group)] + (["--full-logits"] if args.full_logits else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode:
         return dict(error=proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc={proc.returncode}")
@@ -115,6 +116,8 @@ def main() -> None:
     p.add_argument("--window", type=int, default=0, help="SWA window (default: config default 2048)")
     p.add_argument("--checkpoint-group", type=int, default=0,
                    help="memory variants: MemoryConfig.checkpoint_group (recompute groups of chunks in backward)")
+    p.add_argument("--full-logits", action="store_true",
+                   help="baseline: train through the [L, vocab] logits and F.cross_entropy instead of the fused loss")
     p.add_argument("--quick", action="store_true", help="lengths 1K and 4K, one repeat, 8 new tokens")
     p.add_argument("--no-gen", action="store_true", help="skip the generation table")
     p.add_argument("--no-train", action="store_true", help="skip the training table")
@@ -132,7 +135,7 @@ def main() -> None:
     gen_lengths = args.gen_lengths or args.lengths
 
     print(f"# bench_models: size={args.size} vocab={args.vocab} threads={args.threads} allocator=glibc malloc "
-          f"checkpoint_group={args.checkpoint_group}\n")
+          f"checkpoint_group={args.checkpoint_group} loss={'full logits' if args.full_logits else 'fused'}\n")
     for v in [] if args.no_train else args.variants:
         if v == args.variants[0]:
             print("## Training (forward+backward, batch 1): tokens/s | peak MB added by the step\n")
