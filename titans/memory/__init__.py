@@ -11,6 +11,7 @@ from .chunked import chunked_memory
 from .config import MemoryConfig
 from .layer import NeuralMemory
 from .naive import naive_memory
+from .scan import memory_scan
 from .state import MemoryState
 
-__all__ = ["NeuralMemory", "MemoryConfig", "MemoryState", "chunked_memory", "naive_memory"]
+__all__ = ["NeuralMemory", "MemoryConfig", "MemoryState", "chunked_memory", "memory_scan", "naive_memory"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
+IMPLS = ("scan", "autograd")
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # Titans LMM (paper defaults, NeurIPS version): deep memory, momentum, forgetting.
@@ -38,8 +39,13 @@ class MemoryConfig:
       channelwise_alpha  alpha_t is a vector over each layer's output channels (NeurIPS section 3.1).
       max_lr      theta_t = max_lr * sigmoid(linear(x)), so 0 < theta_t < max_lr.
       theta_init, eta_init, alpha_init  gate values at initialisation (through the projection biases).
-      checkpoint_group  0 = off; g > 0 = activation checkpointing over groups of g chunks (backward keeps the
-                  memory state only every g chunks and recomputes the rest: much less memory, ~1.3-1.5x time).
+    Implementation (same values and gradients either way):
+      impl        "scan" (default): the chunk loop as one autograd operator with a hand-derived backward
+                  (``titans.memory.scan``); "autograd": the reference, autograd through every chunk (``chunked``).
+      checkpoint_group  scan: chunks between the states saved for the backward (0 = about sqrt(chunks)).
+                  autograd: 0 = off; g > 0 = activation checkpointing over groups of g chunks.
+      compile     scan only: compile the chunk step with torch.compile (fused kernels; pays a compile
+                  time on the first call of each shape; off by default).
     Inputs: q, k, v = SiLU(causal depthwise conv(Linear(x))), q and k L2-normalised per head.
     """
 
@@ -63,6 +69,8 @@ class MemoryConfig:
     ln_eps: float = 1e-5
     norm_eps: float = 1e-6
     checkpoint_group: int = 0
+    impl: str = "scan"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -85,6 +93,10 @@ class MemoryConfig:
             bad(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.conv_kernel < 1:
             bad(f"conv_kernel must be >= 1, got {self.conv_kernel}")
+        if self.impl not in IMPLS:
+            bad(f"impl must be one of {IMPLS}, got {self.impl!r}")
+        if self.compile and self.impl != "scan":
+            bad("compile=True needs impl='scan' (the autograd reference is never compiled)")
         if self.checkpoint_group < 0:
             bad(f"checkpoint_group must be >= 0 (0 = off), got {self.checkpoint_group}")
         if not self.max_lr > 0:

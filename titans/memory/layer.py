@@ -10,6 +10,7 @@ Memory math runs in float32 (float64 for a float64 module) even under autocast.
 
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import nullcontext
 
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from . import mlp
 from .chunked import chunked_memory
+from .scan import memory_scan
 from .config import MemoryConfig
 from .gates import Gates, MemoryGates
 from .state import MemoryState
@@ -180,7 +182,9 @@ class NeuralMemory(nn.Module):
         weights = [w.to(dt).reshape(N, *w.shape[2:]) for w in state.weights]
         momentum = [s.to(dt).reshape(N, *s.shape[2:]) for s in state.momentum] if self.cfg.momentum else None
         lw, lb = self._ln_params(B, dt)
-        y, W, S = chunked_memory(
+        op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(memory_scan,
+                                                                                    compile=self.cfg.compile)
+        y, W, S = op(
             flat(q), flat(k), flat(v), self._per_layer(flat(gates.lr)), self._per_layer(flat(gates.log_eta)),
             self._per_layer(flat(gates.log_decay), channelwise=self.cfg.channelwise_alpha), weights, momentum,
             chunk_size=self.cfg.chunk_size, activation=self.cfg.activation, ln_weight=lw, ln_bias=lb,

@@ -25,6 +25,11 @@ from torch import Tensor
 LOSS_GRAD_SCALE = 2.0  # d/dy ||y - v||^2 = 2 (y - v)
 
 
+def _silu_backward(g: Tensor, z: Tensor) -> Tensor:
+    s = torch.sigmoid(z)
+    return g * s * (1.0 + z * (1.0 - s))
+
+
 def activation(name: str):
     """(sigma, sigma_backward) for the memory MLP: ``sigma_backward(g, z) = g * sigma'(z)``.
 
@@ -32,8 +37,8 @@ def activation(name: str):
     it is twice differentiable, which the outer (training) gradient needs."""
     if name == "gelu":
         return F.gelu, torch.ops.aten.gelu_backward
-    if name == "silu":
-        return F.silu, torch.ops.aten.silu_backward
+    if name == "silu":  # ATen's silu_backward has no derivative of its own: written out (sigma' = s (1 + z (1 - s)))
+        return F.silu, _silu_backward
     if name == "relu":
         return F.relu, lambda g, z: g * (z > 0).to(g.dtype)
     if name == "tanh":

@@ -1,0 +1,229 @@
+"""The memory scan operator (titans.memory.scan) against the autograd reference (titans.memory.chunked).
+
+float64 throughout: outputs, final state and the gradients of every input equal the reference's; gradcheck
+checks the hand-written backward against finite differences; the layer and whole models give the same values
+and parameter gradients with impl="scan" and impl="autograd"; the op count stays under a stated ceiling.
+"""
+
+import pytest
+import torch
+
+from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
+from titans.memory.scan import MemoryScan
+
+from test_memory_oracle import make_problem, run_oracle
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _leaves(prob):
+    return [t for x in prob for t in (x if isinstance(x, list) else [x])]
+
+
+def _run(op, prob, chunk, momentum, decay, act, commit, **kw):
+    q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob
+    return op(q, k, v, theta, [e.log() for e in eta] if momentum else None,
+              [torch.log1p(-a) for a in alpha] if decay else None, W0, S0 if momentum else None,
+              chunk_size=chunk, activation=act, ln_weight=ln_w, ln_bias=ln_b, ln_eps=1e-5, commit_partial=commit,
+              **kw)
+
+
+def compare(depth=2, chunk=4, T=13, momentum=True, decay=True, act="gelu", commit=False, channelwise=False,
+            group=0, shared=False, N=3, tol=1e-10):
+    """Values and gradients (of a random linear function of y and the final state) of scan vs reference."""
+    prob = make_problem(N=N, T=T, depth=depth, channelwise=channelwise, seed=depth * 7 + chunk + T)
+    prob = [[t.clone().requires_grad_() for t in x] if isinstance(x, list) else x.clone().requires_grad_()
+            for x in prob]
+    if shared:  # layers that share one gate tensor (per_layer_gates=False)
+        for i in (3, 4, 5):
+            prob[i] = [prob[i][0]] * depth
+    results = []
+    for op, kw in ((chunked_memory, {}), (memory_scan, dict(checkpoint_group=group))):
+        y, W, S = _run(op, prob, chunk, momentum, decay, act, commit, **kw)
+        outs = [y] + W + (S or [])
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
+        grads = torch.autograd.grad(loss, _leaves(prob), allow_unused=True)
+        results.append((outs, grads))
+    (outs_ref, g_ref), (outs, g_scan) = results
+    assert len(outs) == len(outs_ref)
+    for a, b in zip(outs, outs_ref):
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= tol * (1 + b.abs().max()), "values differ"
+    used = 0
+    for a, b in zip(g_scan, g_ref):
+        if a is None or b is None:
+            z = a if a is not None else b
+            assert z is None or z.abs().max() == 0
+            continue
+        used += 1
+        assert (a - b).abs().max() <= tol * (1 + b.abs().max()), "gradients differ"
+    assert used >= 5  # q, k, v, the learning rate and the state at least
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("chunk", [1, 4, 5])
+def test_scan_equals_reference(depth, chunk):
+    compare(depth=depth, chunk=chunk)
+
+
+@pytest.mark.parametrize("momentum,decay", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_scan_without_momentum_or_decay(depth, momentum, decay):
+    compare(depth=depth, momentum=momentum, decay=decay)
+
+
+@pytest.mark.parametrize("depth,momentum", [(1, True), (2, True), (2, False)])
+def test_scan_channelwise_decay(depth, momentum):
+    compare(depth=depth, T=12, channelwise=True, momentum=momentum)
+
+
+@pytest.mark.parametrize("act", ["silu", "relu", "tanh"])
+def test_scan_other_activations(act):
+    compare(chunk=3, act=act)
+
+
+@pytest.mark.parametrize("T,commit", [(13, True), (16, True), (16, False), (3, False), (3, True)])
+def test_scan_partial_last_chunk(T, commit):
+    compare(T=T, commit=commit)
+
+
+@pytest.mark.parametrize("group", [1, 3, 100])
+def test_scan_group_sizes(group):
+    compare(T=23, group=group)
+
+
+def test_scan_shared_gates():
+    compare(shared=True)
+    compare(depth=3, shared=True, momentum=False)
+
+
+def test_scan_matches_oracle():
+    prob = make_problem(depth=2, T=13, seed=4)
+    y, W, S = _run(memory_scan, prob, 4, True, True, "gelu", False)
+    y_ref, W_ref, S_ref = run_oracle(prob, 4)
+    for a, b in zip([y, *W, *S], [y_ref, *W_ref, *S_ref]):
+        assert (a - b).abs().max() < 1e-10
+
+
+def test_gradcheck_scan():
+    """The hand-written backward against finite differences (both memory layers, momentum, decay)."""
+    torch.manual_seed(1)
+    N, T, d = 2, 7, 3
+    nrm = torch.nn.functional.normalize
+    q = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
+    k = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
+    v = torch.randn(N, T, d, requires_grad=True)
+    lr = (0.2 * torch.rand(N, T, 2)).requires_grad_()
+    log_eta = torch.rand(N, T, 2).log().requires_grad_()
+    log_decay = torch.log1p(-0.3 * torch.rand(N, T, 2)).requires_grad_()
+    W1 = torch.randn(N, d, 2 * d, requires_grad=True)
+    W2 = (torch.randn(N, 2 * d, d) / 2).requires_grad_()
+    S1 = (0.1 * torch.randn(N, d, 2 * d)).requires_grad_()
+    S2 = (0.1 * torch.randn(N, 2 * d, d)).requires_grad_()
+    lw = (1 + 0.1 * torch.randn(N, 1, d)).requires_grad_()
+    lb = (0.1 * torch.randn(N, 1, d)).requires_grad_()
+
+    def f(q, k, v, lr, log_eta, log_decay, W1, W2, S1, S2, lw, lb):
+        y, W, S = memory_scan(q, k, v, [lr[..., :1], lr[..., 1:]], [log_eta[..., :1], log_eta[..., 1:]],
+                              [log_decay[..., :1], log_decay[..., 1:]], [W1, W2], [S1, S2], chunk_size=3,
+                              activation="gelu", ln_weight=lw, ln_bias=lb, commit_partial=True, checkpoint_group=2)
+        return y, W[0], W[1], S[0], S[1]
+
+    assert torch.autograd.gradcheck(f, (q, k, v, lr, log_eta, log_decay, W1, W2, S1, S2, lw, lb), atol=1e-6)
+
+
+def test_gradcheck_scan_linear_channelwise():
+    torch.manual_seed(2)
+    N, T, d = 2, 6, 3
+    q, k, v = (torch.randn(N, T, d, requires_grad=True) for _ in range(3))
+    lr = (0.3 * torch.rand(N, T, 1)).requires_grad_()
+    log_eta = torch.rand(N, T, 1).log().requires_grad_()
+    log_decay = torch.log1p(-0.3 * torch.rand(N, T, d)).requires_grad_()
+    W = torch.randn(N, d, d, requires_grad=True)
+    S = (0.1 * torch.randn(N, d, d)).requires_grad_()
+
+    def f(q, k, v, lr, log_eta, log_decay, W, S):
+        y, Wn, Sn = memory_scan(q, k, v, [lr], [log_eta], [log_decay], [W], [S], chunk_size=4, activation="gelu")
+        return y, Wn[0], Sn[0]
+
+    assert torch.autograd.gradcheck(f, (q, k, v, lr, log_eta, log_decay, W, S), atol=1e-6)
+
+
+def test_scan_forward_keeps_no_graph_and_saves_group_states():
+    """The forward runs the loop without autograd and saves the state only at group starts."""
+    prob = make_problem(depth=2, T=40, seed=3)
+    prob = [[t.clone().requires_grad_() for t in x] if isinstance(x, list) else x.clone().requires_grad_()
+            for x in prob]
+    y, W, S = _run(memory_scan, prob, 4, True, True, "gelu", False, checkpoint_group=3)
+    node = y.grad_fn
+    while node is not None and not isinstance(getattr(node, "_forward_cls", None), type(MemoryScan)):
+        node = node.next_functions[0][0]
+    assert node is not None and node._forward_cls is MemoryScan
+    assert node.n_saved == 4  # 10 chunks, groups of 3: states at chunks 0, 3, 6, 9
+    assert W[0].grad_fn is not None and W[0].grad_fn.name().startswith("MemoryScan")
+
+
+def _mem_pair(**kw):
+    mems = []
+    for impl in ("autograd", "scan"):
+        torch.manual_seed(0)
+        cfg = dict(num_heads=2, depth=2, expansion=2, chunk_size=4, impl=impl)
+        cfg.update(kw)
+        mem = NeuralMemory(8, MemoryConfig(**cfg))
+        with torch.no_grad():
+            mem.gates.proj.weight.normal_(std=0.3)
+        mems.append(mem)
+    return mems
+
+
+@pytest.mark.parametrize("kw", [{}, dict(depth=1, momentum=False), dict(channelwise_alpha=True),
+                                dict(per_layer_gates=False, depth=3), dict(checkpoint_group=2)])
+def test_layer_scan_equals_autograd(kw):
+    x = torch.randn(2, 19, 8)
+    grads = []
+    for mem in _mem_pair(**kw):
+        y, state = mem(x)
+        (y.pow(2).sum() + state.weights[-1].sum()).backward()
+        grads.append((y.detach(), {n: p.grad.clone() for n, p in mem.named_parameters()}))
+    (y0, g0), (y1, g1) = grads
+    assert torch.allclose(y0, y1, atol=1e-11)
+    assert set(g0) == set(g1)
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-9, rtol=1e-9), name
+
+
+@pytest.mark.parametrize("variant", ["mac", "mag", "mal", "lmm", "gated_deltanet"])
+def test_models_scan_equal_autograd(variant):
+    from titans.models.sizes import build_causal_lm
+
+    x = torch.randint(0, 64, (2, 40))
+    out = []
+    for impl in ("autograd", "scan"):
+        torch.manual_seed(0)
+        model = build_causal_lm(variant, "tiny", vocab_size=64, n_layers=2, d_model=32, n_heads=2,
+                                segment_len=16, window=16, n_persistent=4,
+                                memory=dict(impl=impl, chunk_size=4)).double()
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        out.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (l0, g0), (l1, g1) = out
+    assert torch.allclose(l0, l1, atol=1e-12)
+    assert set(g0) == set(g1) and len(g0) > 10
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-9, rtol=1e-8), name
+
+
+def test_impl_config_is_checked():
+    with pytest.raises(ValueError, match="impl must be one of"):
+        MemoryConfig(impl="fast")
+    with pytest.raises(ValueError, match="compile=True needs impl='scan'"):
+        MemoryConfig(impl="autograd", compile=True)

@@ -1,0 +1,285 @@
+"""The memory recurrence as one autograd operator (paper eqs. 13-18 with the chunk-start rule).
+
+``memory_scan`` has the signature and the semantics of ``chunked.chunked_memory`` (the autograd reference) and
+computes the same values and gradients, with far fewer operations and far less memory:
+
+1. Everything that does not depend on the memory state is computed before the chunk loop, batched over all
+   chunks, with ordinary autograd ops: the decay/momentum coefficients of every chunk (cumulative-product
+   masks of the gates), the masked first-layer scores ``D * (Q K^T)``, the residual terms.
+2. ``MemoryScan`` (a ``torch.autograd.Function``) runs the sequential chunk loop without building a graph.
+   It saves its inputs and the memory state (weights, momentum) only at the start of every group of G chunks.
+3. Its backward walks the groups in reverse: it recomputes the group's chunk-start states from the saved one
+   (state updates only) and then, chunk by chunk in reverse, applies the hand-derived vector-Jacobian product
+   of the chunk step (``step.chunk_backward``, which includes the second-order terms through the inner
+   gradient).
+Peak memory: O(T / (b G)) saved states + G states of the group being differentiated + O(T d) inputs.
+The chunk step can be compiled with ``torch.compile`` (``compile=True``): fused C++ kernels on CPU, Triton on
+GPU; the eager functions are the fallback and the tested default.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+from . import step as S_
+
+N_COEFS = 8  # (A, B, D, Ae, Be, de, me, Ee), see step.py
+
+
+# ----------------------------------------------------------------------------------------------- coefficients
+def _ratio(cum: Tensor) -> Tensor:
+    """R[..., t, s, C] = exp(cum[t] - cum[s]) for s <= t, else 0.  cum: [..., b, C]."""
+    b = cum.shape[-2]
+    diff = cum.unsqueeze(-2) - cum.unsqueeze(-3)
+    upper = torch.ones(b, b, dtype=torch.bool, device=cum.device).triu(1).unsqueeze(-1)
+    return torch.exp(diff.masked_fill(upper, float("-inf")))
+
+
+def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, last: int | None):
+    """Coefficients of all chunks at once for one memory layer (see step.py for their meaning).
+
+    lr, log_eta: [nc, N, b, 1]; log_decay: [nc, N, b, C] or None.  ``last``: the relative index of the token
+    whose state the last chunk carries (b - 1 for a full chunk; None: the last chunk does not update).
+    Returns (A, B, D, Ae, Be, de, me, Ee) stacked over chunks, ``None`` where the gate is off.  The chunk-end
+    coefficients are the read coefficients' rows at the chunk's last token."""
+    nc, N, b, _ = lr.shape
+    channelwise = log_decay is not None and log_decay.shape[-1] > 1
+    lr_i = lr[..., 0]  # [nc, N, b]
+    if log_decay is not None:
+        cum_a = log_decay.cumsum(-2)
+        A = torch.exp(cum_a)  # [nc, N, t, C]
+        Qm = _ratio(cum_a)  # [nc, N, t, s, C]
+        if not channelwise:
+            Qm = Qm[..., 0]
+    else:
+        A = None
+        Qm = torch.ones(b, b, dtype=lr.dtype, device=lr.device).tril()
+    if log_eta is not None:
+        cum_e = log_eta[..., 0].cumsum(-1)
+        E = torch.exp(cum_e)  # [nc, N, b]
+        P = _ratio(cum_e.unsqueeze(-1))[..., 0] * lr_i.unsqueeze(-2)  # (E_s / E_i) theta_i, i <= s  [nc, N, s, i]
+        if channelwise:
+            D = torch.einsum("xntsc,xnsi->xntic", Qm, P)
+            B = torch.einsum("xntsc,xns->xntc", Qm, E)
+        else:
+            D = Qm @ P
+            B = Qm @ E.unsqueeze(-1)  # [nc, N, t, 1]
+    else:
+        E = P = B = None
+        D = Qm * (lr_i[:, :, None, :, None] if channelwise else lr_i.unsqueeze(-2))
+
+    def row(t: Tensor | None, e: int, axis: int) -> Tensor | None:
+        return None if t is None else t.narrow(axis, e, 1)
+
+    def ends(e: int, sl: slice):
+        """Chunk-end coefficients at relative token e for the chunks in ``sl``."""
+        pick = (lambda t: None if t is None else t[sl])
+        Ae = pick(row(A, e, 2))
+        Be = pick(row(B, e, 2))
+        de = pick(row(D, e, 2)).squeeze(2)  # [.., i] or [.., i, C]
+        de = de if channelwise else de.unsqueeze(-1)
+        me = None if P is None else pick(row(P, e, 2)).squeeze(2).unsqueeze(-1)
+        Ee = None if E is None else pick(row(E, e, 2)).unsqueeze(-1)
+        return [Ae, Be, de, me, Ee]
+
+    if last is None or last == b - 1:
+        end = ends(b - 1, slice(None))
+    else:  # a partial last chunk that commits its state: its end is its last real token
+        full, part = ends(b - 1, slice(0, nc - 1)), ends(last, slice(nc - 1, nc))
+        end = [None if f is None else torch.cat([f, p_], 0) for f, p_ in zip(full, part)]
+    return [A, B, D, *end]
+
+
+# ----------------------------------------------------------------------------------------------- the operator
+@functools.lru_cache(maxsize=None)
+def _compiled(fn_name: str):
+    return torch.compile(getattr(S_, fn_name), dynamic=False, fullgraph=True)
+
+
+def _step_fns(compile: bool):
+    if compile:
+        return _compiled("chunk_forward"), _compiled("chunk_state"), _compiled("chunk_backward")
+    return S_.chunk_forward, S_.chunk_state, S_.chunk_backward
+
+
+class MemoryScan(torch.autograd.Function):
+    """The chunk loop as one autograd node. Inputs are stacked over chunks ([nc, N, ...]); ``meta`` holds the
+    static settings: (depth, momentum, activation, eps, b, update_last, group, compile, layout)."""
+
+    @staticmethod
+    def forward(ctx, meta, *flat):
+        depth, momentum, act, eps, b, update_last, group, compile, layout = meta
+        W, Sm, kq, q, qb, v, off, coefs, lnw, lnb = _unflatten(flat, layout)
+        nc = kq.shape[0]
+        fwd, _, _ = _step_fns(compile)
+        ins = _per_chunk(kq, q, qb, v, off, coefs)
+        saved_states = []
+        ys = []
+        state = (list(W), list(Sm) if momentum else None)
+        for c in range(nc):
+            if c % group == 0:
+                saved_states.append(state)
+            y, Wn, Sn = fwd(state[0], state[1], *ins(c), lnw, lnb, act=act, eps=eps, depth=depth, b=b,
+                            do_update=(c < nc - 1 or update_last))
+            ys.append(y)
+            state = (Wn, Sn)
+        flat_states = [t for st in saved_states for t in (*st[0], *(st[1] or []))]
+        ctx.save_for_backward(*flat, *flat_states)
+        ctx.meta, ctx.n_flat, ctx.n_saved = meta, len(flat), len(saved_states)
+        return (torch.stack(ys), *state[0], *(state[1] or []))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, *gstate):
+        depth, momentum, act, eps, b, update_last, group, compile, layout = ctx.meta
+        saved = ctx.saved_tensors
+        flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
+        W0, S0, kq, q, qb, v, off, coefs, lnw, lnb = _unflatten(flat, layout)
+        nc = kq.shape[0]
+        per = depth * (2 if momentum else 1)
+        starts = [(list(flat_states[i * per: i * per + depth]),
+                   list(flat_states[i * per + depth: (i + 1) * per]) if momentum else None)
+                  for i in range(ctx.n_saved)]
+        _, state_fn, bwd = _step_fns(compile)
+        ins = _per_chunk(kq, q, qb, v, off, coefs)
+        gW = list(gstate[:depth])
+        gS = list(gstate[depth:]) if momentum else None
+        gys = gy.unbind(0)
+        n_in = 7 + N_COEFS * depth  # kq, k, q, qb, v, off, lnw + coefficients
+        grads: list[list] = [[None] * nc for _ in range(n_in)]
+        for g in range(ctx.n_saved - 1, -1, -1):
+            c0, c1 = g * group, min(nc, (g + 1) * group)
+            states = [starts[g]]
+            for c in range(c0, c1 - 1):
+                states.append(state_fn(states[-1][0], states[-1][1], ins(c)[0], *ins(c)[3:], lnw, act=act,
+                                       eps=eps, depth=depth, b=b))
+            for c in range(c1 - 1, c0 - 1, -1):
+                Wc, Sc = states[c - c0]
+                gW, gS, gkq, gk, gq, gqb, gv, goff, gco, glnw = bwd(
+                    Wc, Sc, *ins(c), lnw, lnb, gys[c], gW, gS, act=act, eps=eps, depth=depth, b=b,
+                    do_update=(c < nc - 1 or update_last))
+                for j, t in enumerate((gkq, gk, gq, gqb, gv, goff)):
+                    grads[j][c] = t
+                grads[6][c] = glnw
+                for l in range(depth):
+                    for m in range(N_COEFS):
+                        grads[7 + l * N_COEFS + m][c] = gco[l][m]
+        gkq_all = torch.stack(grads[0])
+        stacked = [_stack_or_none(gs) for gs in grads]
+        # kq carries K (rows :b) for layer 0's input h_0 as well: fold gk into gkq's first half
+        if stacked[1] is not None:
+            gkq_all = torch.cat([gkq_all[:, :, :b] + stacked[1], gkq_all[:, :, b:]], dim=2)
+        glnw_all = stacked[6].sum(0) if stacked[6] is not None else None
+        g_in = dict(W=gW, S=gS if momentum else [], kq=gkq_all, q=stacked[2], qb=stacked[3], v=stacked[4],
+                    off=stacked[5], coefs=[stacked[7 + i] for i in range(N_COEFS * depth)], lnw=glnw_all, lnb=None)
+        return (None, *_flatten_grads(g_in, layout))
+
+
+def _stack_or_none(ts: list) -> Tensor | None:
+    if all(t is None for t in ts):
+        return None
+    ref = next(t for t in ts if t is not None)
+    return torch.stack([torch.zeros_like(ref) if t is None else t for t in ts])
+
+
+def _per_chunk(kq, q, qb, v, off, coefs):
+    """A function c -> the chunk's inputs (kq, q, qb, v, off, coefs) from tensors stacked over chunks."""
+    nc = kq.shape[0]
+
+    def split(t):
+        return [None] * nc if t is None else t.unbind(0)
+
+    kq_c, q_c, qb_c, v_c, off_c = (split(t) for t in (kq, q, qb, v, off))
+    co_c = [[split(t) for t in layer] for layer in coefs]
+
+    def ins(c):
+        return (kq_c[c], q_c[c], qb_c[c], v_c[c], off_c[c], [tuple(co[c] for co in layer) for layer in co_c])
+
+    return ins
+
+
+# layout: names and counts of the flat tensor list that autograd.Function.apply receives
+def _flatten(W, S, kq, q, qb, v, off, coefs, lnw, lnb):
+    flat = [*W, *S, kq, q, qb, v, off, *[t for layer in coefs for t in layer], lnw, lnb]
+    layout = (len(W), len(S), len(coefs))
+    return flat, layout
+
+
+def _unflatten(flat, layout):
+    nW, nS, nL = layout
+    i = 0
+    W = list(flat[i:i + nW]); i += nW  # noqa: E702
+    Sm = list(flat[i:i + nS]); i += nS  # noqa: E702
+    kq, q, qb, v, off = flat[i:i + 5]; i += 5  # noqa: E702
+    coefs = [tuple(flat[i + l * N_COEFS: i + (l + 1) * N_COEFS]) for l in range(nL)]
+    i += N_COEFS * nL
+    lnw, lnb = flat[i], flat[i + 1]
+    return W, Sm, kq, q, qb, v, off, coefs, lnw, lnb
+
+
+def _flatten_grads(g, layout):
+    nW, nS, nL = layout
+    out = [*g["W"], *(g["S"] if nS else []), g["kq"], g["q"], g["qb"], g["v"], g["off"], *g["coefs"],
+           g["lnw"], g["lnb"]]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
+                log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
+                chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
+                ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
+                compile: bool = False) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+    """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
+    G of chunks between saved states (0: about sqrt(number of chunks)); ``compile`` compiles the chunk step."""
+    N, T, d = k.shape
+    depth = len(weights)
+    if T == 0:
+        return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
+    b = chunk_size
+    nc = -(-T // b)
+    pad = nc * b - T
+    update_last = pad == 0 or commit_partial
+
+    def chunks(x: Tensor) -> Tensor:  # [N, T, C] -> [nc, N, b, C]
+        if pad:
+            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+        return x.view(N, nc, b, x.shape[-1]).transpose(0, 1)
+
+    kc, qc, vc = chunks(k), chunks(q), chunks(v)
+    last = (b - pad - 1) if update_last else None
+    cache: dict = {}
+    coefs = []
+    for l in range(depth):
+        key = (id(lr[l]), id(log_eta[l]) if log_eta else None, id(log_decay[l]) if log_decay else None)
+        if key not in cache:
+            cache[key] = chunk_coefs(chunks(lr[l]), chunks(log_eta[l]) if log_eta else None,
+                                     chunks(log_decay[l]) if log_decay else None, last)
+        coefs.append(list(cache[key]))
+    # layer 0 reads the queries against the keys with scores that do not depend on the state: D_0 * (Q K^T)
+    scores = qc @ kc.transpose(-1, -2)
+    D0 = coefs[0][2]
+    coefs[0][2] = D0 * scores if D0.dim() == 4 else D0 * scores.unsqueeze(-1)
+    kq = torch.cat([kc, qc], dim=2)
+    if depth > 1:
+        lnb = ln_bias.unsqueeze(0)
+        off, qb, vin = kc + lnb - vc, qc + lnb, None
+        lnw = ln_weight
+    else:
+        off = qb = None
+        vin = vc
+        lnw = ln_weight if ln_weight is not None else None
+    group = checkpoint_group if checkpoint_group > 0 else max(1, math.isqrt(nc))
+    S0 = list(momentum) if momentum is not None else []
+    # ln_bias enters only through off and qb (its gradient flows back through them)
+    flat, layout = _flatten(list(weights), S0, kq, qc, qb, vin, off, coefs, lnw, None)
+    meta = (depth, momentum is not None, activation, ln_eps, b, update_last, group, bool(compile), layout)
+    out = MemoryScan.apply(meta, *flat)
+    y = out[0].transpose(0, 1).reshape(N, nc * b, -1)[:, :T]
+    W = list(out[1:1 + depth])
+    Sn = list(out[1 + depth:]) if momentum is not None else None
+    return y, W, Sn
