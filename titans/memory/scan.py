@@ -113,17 +113,18 @@ class MemoryScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, *flat):
         depth, momentum, act, eps, b, update_last, group, compile, layout = meta
-        W, Sm, kq, q, qb, v, off, coefs, lnw, lnb = _unflatten(flat, layout)
+        W, Sm, kq, q, qb, v, off, coefs, lnw, _ = _unflatten(flat, layout)
         nc = kq.shape[0]
         fwd, _, _ = _step_fns(compile)
         ins = _per_chunk(kq, q, qb, v, off, coefs)
+        keep = any(ctx.needs_input_grad)
         saved_states = []
         ys = []
         state = (list(W), list(Sm) if momentum else None)
         for c in range(nc):
-            if c % group == 0:
+            if keep and c % group == 0:
                 saved_states.append(state)
-            y, Wn, Sn = fwd(state[0], state[1], *ins(c), lnw, lnb, act=act, eps=eps, depth=depth, b=b,
+            y, Wn, Sn = fwd(state[0], state[1], *ins[c], lnw, act=act, eps=eps, depth=depth, b=b,
                             do_update=(c < nc - 1 or update_last))
             ys.append(y)
             state = (Wn, Sn)
@@ -138,7 +139,7 @@ class MemoryScan(torch.autograd.Function):
         depth, momentum, act, eps, b, update_last, group, compile, layout = ctx.meta
         saved = ctx.saved_tensors
         flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
-        W0, S0, kq, q, qb, v, off, coefs, lnw, lnb = _unflatten(flat, layout)
+        W0, S0, kq, q, qb, v, off, coefs, lnw, _ = _unflatten(flat, layout)
         nc = kq.shape[0]
         per = depth * (2 if momentum else 1)
         starts = [(list(flat_states[i * per: i * per + depth]),
@@ -153,23 +154,26 @@ class MemoryScan(torch.autograd.Function):
         grads: list[list] = [[None] * nc for _ in range(n_in)]
         for g in range(ctx.n_saved - 1, -1, -1):
             c0, c1 = g * group, min(nc, (g + 1) * group)
-            states = [starts[g]]
-            for c in range(c0, c1 - 1):
-                states.append(state_fn(states[-1][0], states[-1][1], ins(c)[0], *ins(c)[3:], lnw, act=act,
-                                       eps=eps, depth=depth, b=b))
+            states, inners = [starts[g]], []
+            for c in range(c0, c1 - 1):  # the group's chunk-start states, keeping each chunk's inner factors
+                kq_c, _, _, v_c, off_c, co_c = ins[c]
+                Wn, Sn, inn = state_fn(states[-1][0], states[-1][1], kq_c, v_c, off_c, co_c, lnw, act=act,
+                                       eps=eps, depth=depth, b=b)
+                states.append((Wn, Sn))
+                inners.append(inn)
+            inners.append(None)
             for c in range(c1 - 1, c0 - 1, -1):
                 Wc, Sc = states[c - c0]
                 gW, gS, gkq, gk, gq, gqb, gv, goff, gco, glnw = bwd(
-                    Wc, Sc, *ins(c), lnw, lnb, gys[c], gW, gS, act=act, eps=eps, depth=depth, b=b,
+                    Wc, Sc, *ins[c], lnw, gys[c], gW, gS, inners[c - c0], act=act, eps=eps, depth=depth, b=b,
                     do_update=(c < nc - 1 or update_last))
-                for j, t in enumerate((gkq, gk, gq, gqb, gv, goff)):
+                for j, t in enumerate((gkq, gk, gq, gqb, gv, goff, glnw)):
                     grads[j][c] = t
-                grads[6][c] = glnw
                 for l in range(depth):
                     for m in range(N_COEFS):
                         grads[7 + l * N_COEFS + m][c] = gco[l][m]
-        gkq_all = torch.stack(grads[0])
         stacked = [_stack_or_none(gs) for gs in grads]
+        gkq_all = stacked[0]
         # kq carries K (rows :b) for layer 0's input h_0 as well: fold gk into gkq's first half
         if stacked[1] is not None:
             gkq_all = torch.cat([gkq_all[:, :, :b] + stacked[1], gkq_all[:, :, b:]], dim=2)
@@ -186,8 +190,8 @@ def _stack_or_none(ts: list) -> Tensor | None:
     return torch.stack([torch.zeros_like(ref) if t is None else t for t in ts])
 
 
-def _per_chunk(kq, q, qb, v, off, coefs):
-    """A function c -> the chunk's inputs (kq, q, qb, v, off, coefs) from tensors stacked over chunks."""
+def _per_chunk(kq, q, qb, v, off, coefs) -> list[tuple]:
+    """Per chunk c: (kq, q, qb, v, off, coefs) from tensors stacked over chunks (one unbind per tensor)."""
     nc = kq.shape[0]
 
     def split(t):
@@ -195,11 +199,8 @@ def _per_chunk(kq, q, qb, v, off, coefs):
 
     kq_c, q_c, qb_c, v_c, off_c = (split(t) for t in (kq, q, qb, v, off))
     co_c = [[split(t) for t in layer] for layer in coefs]
-
-    def ins(c):
-        return (kq_c[c], q_c[c], qb_c[c], v_c[c], off_c[c], [tuple(co[c] for co in layer) for layer in co_c])
-
-    return ins
+    return [(kq_c[c], q_c[c], qb_c[c], v_c[c], off_c[c], [[co[c] for co in layer] for layer in co_c])
+            for c in range(nc)]
 
 
 # layout: names and counts of the flat tensor list that autograd.Function.apply receives

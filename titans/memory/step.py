@@ -108,35 +108,34 @@ def _scale(coef: Tensor | None, t: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- forward
-def inner(W, kq, v, off, act: str, eps: float, depth: int, b: int):
-    """Inner-gradient factors at the chunk-start weights. Returns (hs, zs, deltas, zq0, extras) where zq0 = Q W_0
-    (computed with K W_0 in one matmul on the stacked [K; Q] rows ``kq``) and extras = (n, mean, rstd, r, g, ps)
-    of the LN (depth >= 2) for the backward."""
+def inner(W, S, kq, v, off, lnw, act: str, eps: float, depth: int, b: int):
+    """Inner-gradient factors at the chunk-start weights, with what the read and the backward reuse.
+
+    Returns (hs, zs, deltas, zq0, eq0, ln) where zq0 = Q W_0 and eq0 = Q S_0 come out of the same matmul as
+    K W_0 (stacked rows ``kq`` = [K; Q] times [W_0 | S_0]) and ln = (n, mean, rstd, r, g, ps) for a deep memory."""
     sigma = act_fn(act)
-    zkq = torch.bmm(kq, W[0])
-    z0, zq0 = zkq[:, :b], zkq[:, b:]
+    dout = W[0].shape[-1]
+    right = W[0] if S is None else torch.cat([W[0], S[0]], dim=-1)
+    zkq = torch.bmm(kq, right)
+    z0, zq0 = zkq[:, :b, :dout], zkq[:, b:, :dout]
+    eq0 = zkq[:, b:, dout:] if S is not None else None
     hs, zs = [kq[:, :b]], [z0]
     for l in range(1, depth):
         hs.append(sigma(zs[-1]))
         zs.append(torch.bmm(hs[-1], W[l]))
     if depth == 1:
-        return hs, zs, [LOSS_GRAD_SCALE * (z0 - v)], zq0, None
+        return hs, zs, [LOSS_GRAD_SCALE * (z0 - v)], zq0, eq0, None
     zL = zs[-1]
     n, mean, rstd = ln_forward(zL, eps)
-    return hs, zs, None, zq0, (n, mean, rstd)
-
-
-def inner_deltas(W, zs, n, mean, rstd, off, lnw, act: str, depth: int):
-    """delta_l of a deep memory, with r, g and the p_l kept for the backward."""
     r = torch.addcmul(off, lnw, n)
     g = r * (LOSS_GRAD_SCALE * lnw)
     deltas = [None] * depth
     ps = [None] * depth
-    deltas[-1] = ln_backward(g, zs[-1], mean, rstd)
+    deltas[-1] = ln_backward(g, zL, mean, rstd)
     for l in range(depth - 2, -1, -1):
         ps[l] = torch.bmm(deltas[l + 1], W[l + 1].transpose(1, 2))
         deltas[l] = act_grad(act, ps[l], zs[l])
-    return deltas, r, g, ps
+    return hs, zs, deltas, zq0, eq0, (n, mean, rstd, r, g, ps)
 
 
 def update(W, S, hs, deltas, coefs):
@@ -155,20 +154,26 @@ def update(W, S, hs, deltas, coefs):
     return newW, (newS if S is not None else None)
 
 
-def read(W, S, q, zq0, hs, deltas, coefs, act: str, depth: int):
-    """Pre-activations a_l, layer inputs x_l and the parts (c_l, e_l, s_l) the backward needs."""
+def read(W, S, q, inn, coefs, act: str, depth: int):
+    """Pre-activations a_l, layer inputs x_l, the parts (c_l, e_l, s_l) the backward needs, and the right-hand
+    matrices [W_l | S_l | h_l^T] of the deeper layers (one matmul gives c_l, e_l and s_l)."""
     sigma = act_fn(act)
-    xs, as_, cs, es, ss = [q], [], [zq0], [], [None]
+    hs, _, deltas, zq0, eq0, _ = inn
+    xs, as_, cs, es, ss, rights = [q], [], [zq0], [eq0], [None], [None]
     for l, (A, B, D, *_) in enumerate(coefs):
         x = xs[-1]
         if l > 0:
-            cs.append(torch.bmm(x, W[l]))
-            ss.append(torch.bmm(x, hs[l].transpose(1, 2)))
-        e = torch.bmm(x, S[l]) if S is not None else None
-        es.append(e)
+            dout = W[l].shape[-1]
+            parts = [W[l], hs[l].transpose(1, 2)] if S is None else [W[l], S[l], hs[l].transpose(1, 2)]
+            right = torch.cat(parts, dim=-1)
+            out = torch.bmm(x, right)
+            rights.append(right)
+            cs.append(out[..., :dout])
+            es.append(out[..., dout:2 * dout] if S is not None else None)
+            ss.append(out[..., (2 if S is not None else 1) * dout:])
         a = _scale(A, cs[l])
-        if e is not None:
-            a = torch.addcmul(a, B, e)
+        if es[l] is not None:
+            a = torch.addcmul(a, B, es[l])
         Ds = D if l == 0 else (D * ss[l] if D.dim() == 3 else D * ss[l].unsqueeze(-1))
         if Ds.dim() == 3:
             a = torch.baddbmm(a, Ds, deltas[l], alpha=-1.0)
@@ -177,44 +182,42 @@ def read(W, S, q, zq0, hs, deltas, coefs, act: str, depth: int):
         as_.append(a)
         if l < depth - 1:
             xs.append(sigma(a))
-    return xs, as_, cs, es, ss
+    return xs, as_, cs, es, ss, rights
 
 
-def chunk_forward(W, S, kq, q, qb, v, off, coefs, lnw, lnb, *, act: str, eps: float, depth: int, b: int,
+def chunk_forward(W, S, kq, q, qb, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int,
                   do_update: bool):
     """y of the chunk's tokens and the state at its end (the start state when ``do_update`` is False)."""
-    hs, zs, deltas, zq0, ln = inner(W, kq, v, off, act, eps, depth, b)
-    if depth > 1:
-        deltas, *_ = inner_deltas(W, zs, *ln, off, lnw, act, depth)
-    _, as_, *_ = read(W, S, q, zq0, hs, deltas, coefs, act, depth)
+    inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
+    as_ = read(W, S, q, inn, coefs, act, depth)[1]
     y = as_[-1] if depth == 1 else torch.addcmul(qb, lnw, ln_forward(as_[-1], eps)[0])
     if do_update:
-        W, S = update(W, S, hs, deltas, coefs)
+        W, S = update(W, S, inn[0], inn[2], coefs)
     return y, W, S
 
 
 def chunk_state(W, S, kq, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int):
-    """Only the chunk-end state (the backward's recomputation needs no outputs)."""
-    hs, zs, deltas, _, ln = inner(W, kq, v, off, act, eps, depth, b)
-    if depth > 1:
-        deltas, *_ = inner_deltas(W, zs, *ln, off, lnw, act, depth)
-    return update(W, S, hs, deltas, coefs)
+    """The chunk-end state and the inner-gradient factors (the backward reuses them)."""
+    inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
+    newW, newS = update(W, S, inn[0], inn[2], coefs)
+    return newW, newS, inn
 
 
 # ----------------------------------------------------------------------------------------------- backward
-def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, lnb, gy, gW, gS, *, act: str, eps: float, depth: int,
+def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, gy, gW, gS, inn=None, *, act: str, eps: float, depth: int,
                    b: int, do_update: bool):
     """Vector-Jacobian product of ``chunk_forward`` at one chunk.
 
-    gy [N, b, d]: gradient of y; gW / gS: gradients of the chunk-end state (lists).
-    Returns (gW0, gS0, gkq, gq, gqb, gv, goff, gcoefs, glnw): gradients of the chunk-start state and of
-    every input (None where the input is not used), gcoefs as a list of 8-tuples like ``coefs``."""
-    sigma = act_fn(act)
-    hs, zs, deltas, zq0, ln = inner(W, kq, v, off, act, eps, depth, b)
+    gy [N, b, d]: gradient of y; gW / gS: gradients of the chunk-end state (lists); ``inn``: this chunk's
+    ``inner`` result if the caller has it (recomputed otherwise).
+    Returns (gW0, gS0, gkq, gk, gq, gqb, gv, goff, gcoefs, glnw): gradients of the chunk-start state and of
+    every input (None where the input is not used), gcoefs as a list of 8-lists like ``coefs``."""
+    if inn is None:
+        inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
+    hs, zs, deltas, zq0, eq0, ln = inn
     if depth > 1:
-        n, mean, rstd = ln
-        deltas, r, g, ps = inner_deltas(W, zs, n, mean, rstd, off, lnw, act, depth)
-    xs, as_, cs, es, ss = read(W, S, q, zq0, hs, deltas, coefs, act, depth)
+        n, mean, rstd, r, g, ps = ln
+    xs, as_, cs, es, ss, rights = read(W, S, q, inn, coefs, act, depth)
 
     gWs: list = [None] * depth
     gSs: list = [None] * depth
@@ -283,9 +286,12 @@ def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, lnb, gy, gW, gS, *, act:
         else:  # channel-wise: a_tc -= sum_i Ds_tic delta_ic
             gDs = -(ga.unsqueeze(2) * dl.unsqueeze(1))  # [t, i, c]
             gdelta[l] = acc(gdelta[l], -(Ds * ga.unsqueeze(2)).sum(1))
-        gx = None
         if l == 0:
             gco[0][2] = gDs
+            gzq0 = gc
+            if ge is not None:  # e_0 = Q S_0
+                gSs[0] = torch.baddbmm(gSs[0], x.transpose(1, 2), ge)
+                gq = torch.bmm(ge, S[0].transpose(1, 2))
         else:
             s = ss[l]
             if D.dim() == 3:
@@ -294,20 +300,19 @@ def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, lnb, gy, gW, gS, *, act:
             else:
                 gco[l][2] = gDs * s.unsqueeze(-1)
                 gs = (gDs * D).sum(-1)
-            gx = torch.bmm(gs, hs[l])
+            # c, e, s = x [W | S | h^T]: one matmul back to x, one to [W | S], one to h
+            gout = torch.cat([gc, gs] if ge is None else [gc, ge, gs], dim=-1)
+            gx = torch.bmm(gout, rights[l].transpose(1, 2))
             gh[l] = acc(gh[l], torch.bmm(gs.transpose(1, 2), x))
-        if l == 0:
-            gzq0 = gc
-        else:
-            gx = torch.baddbmm(gx, gc, W[l].transpose(1, 2))
-            gWs[l] = torch.baddbmm(gWs[l], x.transpose(1, 2), gc)
-        if ge is not None:
-            gx = ge @ S[l].transpose(1, 2) if gx is None else torch.baddbmm(gx, ge, S[l].transpose(1, 2))
-            gSs[l] = torch.baddbmm(gSs[l], x.transpose(1, 2), ge)
-        if l > 0:
+            xT = x.transpose(1, 2)
+            if ge is None:
+                gWs[l] = torch.baddbmm(gWs[l], xT, gc)
+            else:
+                dout = gc.shape[-1]
+                gws = torch.bmm(xT, torch.cat([gc, ge], dim=-1))
+                gWs[l] = gWs[l] + gws[..., :dout]
+                gSs[l] = gSs[l] + gws[..., dout:]
             ga = act_grad(act, gx, as_[l - 1])
-        else:
-            gq = gx
 
     # ---- the delta chain delta_l = sigma'(z_l) * (delta_{l+1} W_{l+1}^T), with its second-order term
     gz: list = [None] * depth
