@@ -43,6 +43,10 @@ ALLOCATOR_PATHS = {
                  "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib/libtcmalloc_minimal.so.4"],
 }
 DIM, HEADS, DEPTH, EXPANSION, BATCH = 256, 4, 2, 4, 2
+# our implementations: the scan operator (default), the same compiled, and the autograd reference
+OUR_IMPLS = {"titans": {}, "titans-compiled": dict(compile=True), "titans-autograd": dict(impl="autograd")}
+NAMES = {"titans": "titans (ours, scan)", "titans-compiled": "titans (ours, scan, compiled)",
+         "titans-autograd": "titans (ours, autograd reference)", "titans-pytorch": "titans-pytorch 0.5.5"}
 
 
 # ----------------------------------------------------------------------------------------------- worker
@@ -52,10 +56,11 @@ def _rss_kb() -> int:
 
 
 def _build(impl: str, chunk: int):
-    if impl == "titans":
+    if impl in OUR_IMPLS:
         from titans.memory import MemoryConfig, NeuralMemory
 
-        mem = NeuralMemory(DIM, MemoryConfig(num_heads=HEADS, depth=DEPTH, expansion=EXPANSION, chunk_size=chunk))
+        mem = NeuralMemory(DIM, MemoryConfig(num_heads=HEADS, depth=DEPTH, expansion=EXPANSION, chunk_size=chunk,
+                                             **OUR_IMPLS[impl]))
         return mem, lambda x: mem(x)[0]
     from titans_pytorch import NeuralMemory as TPNeuralMemory
 
@@ -139,12 +144,12 @@ def baseline_available() -> bool:
 
 
 def fmt_row(r: dict, ours: dict | None) -> str:
-    name = "titans (ours)" if r["impl"] == "titans" else "titans-pytorch 0.5.5"
+    name = NAMES[r["impl"]]
     if "error" in r or "skipped" in r:
         return f"| {name} | {r['chunk']} | {r['length']} | - | - | - | - | {r.get('error') or r.get('skipped')} |"
     speed = ""
     if ours is not None and "tokens_per_s" in ours and r["impl"] != "titans":
-        speed = f"ours {ours['tokens_per_s'] / r['tokens_per_s']:.1f}x faster"
+        speed = f"scan {ours['tokens_per_s'] / r['tokens_per_s']:.2f}x faster"
     return (f"| {name} | {r['chunk']} | {r['length']} | {r['tokens_per_s']:.0f} | {r['fwd_s']:.2f} | "
             f"{r['bwd_s']:.2f} | {r['peak_mb']:.0f} | {speed} |")
 
@@ -155,6 +160,8 @@ def main() -> None:
     ap.add_argument("--chunks", default="16,64")
     ap.add_argument("--quick", action="store_true", help="lengths 1024,2048 only")
     ap.add_argument("--no-baseline", action="store_true", help="skip titans-pytorch")
+    ap.add_argument("--impls", default="titans", help="ours, comma-separated: titans (scan), titans-compiled, "
+                    "titans-autograd (the reference)")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--allocator", default="auto", choices=["auto", "glibc", "jemalloc", "tcmalloc"])
@@ -172,7 +179,12 @@ def main() -> None:
     lengths = [1024, 2048] if args.quick else [int(v) for v in args.lengths.split(",")]
     chunks = [int(v) for v in args.chunks.split(",")]
     alloc_desc, alloc_env = pick_allocator(args.allocator)
-    impls = ["titans"]
+    impls = args.impls.split(",")
+    unknown = sorted(set(impls) - set(OUR_IMPLS))
+    if unknown:
+        sys.exit(f"--impls: unknown {unknown}; choose from {sorted(OUR_IMPLS)}")
+    if impls[0] != "titans":
+        impls.insert(0, "titans")
     baseline_note = ""
     if args.no_baseline:
         baseline_note = "titans-pytorch skipped (--no-baseline)"
@@ -198,7 +210,7 @@ def main() -> None:
         for impl in impls:
             prev = None
             for length in lengths:
-                if impl != "titans" and prev is not None and "tokens_per_s" in prev:
+                if impl == "titans-pytorch" and prev is not None and "tokens_per_s" in prev:
                     prev_time = BATCH * prev["length"] / prev["tokens_per_s"]
                     est = 2 * prev_time * (length / prev["length"]) ** 2  # 2 steps; its cost grows ~quadratically
                     if est > args.baseline_budget:

@@ -44,8 +44,11 @@ def _build(args, variant):
         overrides["segment_len"] = args.segment_len
     if args.window:
         overrides["window"] = args.window
-    if args.checkpoint_group and variant not in ATTENTION_VARIANTS:
-        overrides["memory"] = dict(checkpoint_group=args.checkpoint_group)
+    if variant not in ATTENTION_VARIANTS:
+        memory = dict(impl=args.impl, compile=args.compile)
+        if args.checkpoint_group:
+            memory["checkpoint_group"] = args.checkpoint_group
+        overrides["memory"] = memory
     return build_causal_lm(variant, args.size, vocab_size=args.vocab, **overrides)
 
 
@@ -87,11 +90,12 @@ def worker(args) -> dict:
 
 
 def run_one(args, variant, length, mode) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--length", str(length), "--mode", mode,
+    cmd = ([sys.executable, __file__, "--worker", "--variant", variant, "--length", str(length), "--mode", mode,
            "--size", args.size, "--vocab", str(args.vocab), "--threads", str(args.threads),
            "--repeats", str(args.repeats), "--new-tokens", str(args.new_tokens),
            "--segment-len", str(args.segment_len or 0), "--window", str(args.window or 0),
-           "--checkpoint-group", str(args.checkpoint_group)] + (["--full-logits"] if args.full_logits else [])
+           "--checkpoint-group", str(args.checkpoint_group), "--impl", args.impl]
+           + (["--full-logits"] if args.full_logits else []) + (["--compile"] if args.compile else []))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode:
         return dict(error=proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc={proc.returncode}")
@@ -115,7 +119,10 @@ def main() -> None:
     p.add_argument("--segment-len", type=int, default=0, help="MAC segment (default: config default 512)")
     p.add_argument("--window", type=int, default=0, help="SWA window (default: config default 2048)")
     p.add_argument("--checkpoint-group", type=int, default=0,
-                   help="memory variants: MemoryConfig.checkpoint_group (recompute groups of chunks in backward)")
+                   help="memory variants: MemoryConfig.checkpoint_group (chunks between states saved for the backward)")
+    p.add_argument("--impl", default="scan", choices=["scan", "autograd"],
+                   help="memory variants: MemoryConfig.impl (scan operator or the autograd reference)")
+    p.add_argument("--compile", action="store_true", help="memory variants: MemoryConfig.compile=True")
     p.add_argument("--full-logits", action="store_true",
                    help="baseline: train through the [L, vocab] logits and F.cross_entropy instead of the fused loss")
     p.add_argument("--quick", action="store_true", help="lengths 1K and 4K, one repeat, 8 new tokens")
@@ -135,7 +142,8 @@ def main() -> None:
     gen_lengths = args.gen_lengths or args.lengths
 
     print(f"# bench_models: size={args.size} vocab={args.vocab} threads={args.threads} allocator=glibc malloc "
-          f"checkpoint_group={args.checkpoint_group} loss={'full logits' if args.full_logits else 'fused'}\n")
+          f"checkpoint_group={args.checkpoint_group} impl={args.impl} compile={args.compile} "
+          f"loss={'full logits' if args.full_logits else 'fused'}\n")
     for v in [] if args.no_train else args.variants:
         if v == args.variants[0]:
             print("## Training (forward+backward, batch 1): tokens/s | peak MB added by the step\n")

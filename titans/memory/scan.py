@@ -27,7 +27,6 @@ from torch import Tensor
 
 from . import step as S_
 
-N_COEFS = 8  # (A, B, D, Ae, Be, de, me, Ee), see step.py
 
 
 # ----------------------------------------------------------------------------------------------- coefficients
@@ -95,6 +94,9 @@ def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, la
 
 
 # ----------------------------------------------------------------------------------------------- the operator
+N_COEFS = 7  # (A, B, D, C1, Be, de, me), see step.py
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(fn_name: str):
     return torch.compile(getattr(S_, fn_name), dynamic=False, fullgraph=True)
@@ -107,80 +109,67 @@ def _step_fns(compile: bool):
 
 
 class MemoryScan(torch.autograd.Function):
-    """The chunk loop as one autograd node. Inputs are stacked over chunks ([nc, N, ...]); ``meta`` holds the
-    static settings: (depth, momentum, activation, eps, b, update_last, group, compile, layout)."""
+    """The chunk loop as one autograd node.
+
+    Inputs (stacked over chunks, [nc, N, ...]): the chunk-start state [W_l | S_l] per layer, kq = [K; Q] rows,
+    qb = Q + beta, v, off = K + beta - V, the coefficients of every layer (7 each, see step.py) and the LN scale.
+    ``meta`` holds the static settings (see ``memory_scan``). Outputs: y stacked over chunks and the final state."""
 
     @staticmethod
     def forward(ctx, meta, *flat):
-        depth, momentum, act, eps, b, update_last, group, compile, layout = meta
-        W, Sm, kq, q, qb, v, off, coefs, lnw, _ = _unflatten(flat, layout)
+        depth, momentum, act, eps, b, update_last, group, compile, douts = meta
+        WS, kq, qb, v, off, coefs, lnw = _unflatten(flat, depth)
         nc = kq.shape[0]
-        fwd, _, _ = _step_fns(compile)
-        ins = _per_chunk(kq, q, qb, v, off, coefs)
+        fwd = _step_fns(compile)[0]
+        ins = _per_chunk(kq, qb, v, off, coefs)
         keep = any(ctx.needs_input_grad)
-        saved_states = []
-        ys = []
-        state = (list(W), list(Sm) if momentum else None)
+        saved, ys = [], []
         for c in range(nc):
             if keep and c % group == 0:
-                saved_states.append(state)
-            y, Wn, Sn = fwd(state[0], state[1], *ins[c], lnw, act=act, eps=eps, depth=depth, b=b,
-                            do_update=(c < nc - 1 or update_last))
+                saved.extend(WS)
+            y, WS = fwd(WS, *ins[c], lnw, act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts,
+                        do_update=(c < nc - 1 or update_last))
             ys.append(y)
-            state = (Wn, Sn)
-        flat_states = [t for st in saved_states for t in (*st[0], *(st[1] or []))]
-        ctx.save_for_backward(*flat, *flat_states)
-        ctx.meta, ctx.n_flat, ctx.n_saved = meta, len(flat), len(saved_states)
-        return (torch.stack(ys), *state[0], *(state[1] or []))
+        ctx.save_for_backward(*flat, *saved)
+        ctx.meta, ctx.n_flat, ctx.n_saved = meta, len(flat), len(saved) // depth
+        return (torch.stack(ys), *WS)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, *gstate):
-        depth, momentum, act, eps, b, update_last, group, compile, layout = ctx.meta
+        depth, momentum, act, eps, b, update_last, group, compile, douts = ctx.meta
         saved = ctx.saved_tensors
         flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
-        W0, S0, kq, q, qb, v, off, coefs, lnw, _ = _unflatten(flat, layout)
+        _, kq, qb, v, off, coefs, lnw = _unflatten(flat, depth)
         nc = kq.shape[0]
-        per = depth * (2 if momentum else 1)
-        starts = [(list(flat_states[i * per: i * per + depth]),
-                   list(flat_states[i * per + depth: (i + 1) * per]) if momentum else None)
-                  for i in range(ctx.n_saved)]
+        kw = dict(act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts)
         _, state_fn, bwd = _step_fns(compile)
-        ins = _per_chunk(kq, q, qb, v, off, coefs)
-        gW = list(gstate[:depth])
-        gS = list(gstate[depth:]) if momentum else None
+        ins = _per_chunk(kq, qb, v, off, coefs)
+        gWS = list(gstate)
         gys = gy.unbind(0)
-        n_in = 7 + N_COEFS * depth  # kq, k, q, qb, v, off, lnw + coefficients
+        n_in = 5 + N_COEFS * depth  # kq, qb, v, off, lnw + coefficients
         grads: list[list] = [[None] * nc for _ in range(n_in)]
         for g in range(ctx.n_saved - 1, -1, -1):
             c0, c1 = g * group, min(nc, (g + 1) * group)
-            states, inners = [starts[g]], []
+            states, inners = [list(flat_states[g * depth:(g + 1) * depth])], []
             for c in range(c0, c1 - 1):  # the group's chunk-start states, keeping each chunk's inner factors
-                kq_c, _, _, v_c, off_c, co_c = ins[c]
-                Wn, Sn, inn = state_fn(states[-1][0], states[-1][1], kq_c, v_c, off_c, co_c, lnw, act=act,
-                                       eps=eps, depth=depth, b=b)
-                states.append((Wn, Sn))
+                kq_c, _, v_c, off_c, co_c = ins[c]
+                WSn, inn = state_fn(states[-1], kq_c, v_c, off_c, co_c, lnw, **kw)
+                states.append(WSn)
                 inners.append(inn)
             inners.append(None)
             for c in range(c1 - 1, c0 - 1, -1):
-                Wc, Sc = states[c - c0]
-                gW, gS, gkq, gk, gq, gqb, gv, goff, gco, glnw = bwd(
-                    Wc, Sc, *ins[c], lnw, gys[c], gW, gS, inners[c - c0], act=act, eps=eps, depth=depth, b=b,
-                    do_update=(c < nc - 1 or update_last))
-                for j, t in enumerate((gkq, gk, gq, gqb, gv, goff, glnw)):
+                gWS, gkq, gqb, gv, goff, gco, glnw = bwd(states[c - c0], *ins[c], lnw, gys[c], gWS,
+                                                         inners[c - c0], do_update=(c < nc - 1 or update_last),
+                                                         **kw)
+                for j, t in enumerate((gkq, gqb, gv, goff, glnw)):
                     grads[j][c] = t
                 for l in range(depth):
                     for m in range(N_COEFS):
-                        grads[7 + l * N_COEFS + m][c] = gco[l][m]
+                        grads[5 + l * N_COEFS + m][c] = gco[l][m]
         stacked = [_stack_or_none(gs) for gs in grads]
-        gkq_all = stacked[0]
-        # kq carries K (rows :b) for layer 0's input h_0 as well: fold gk into gkq's first half
-        if stacked[1] is not None:
-            gkq_all = torch.cat([gkq_all[:, :, :b] + stacked[1], gkq_all[:, :, b:]], dim=2)
-        glnw_all = stacked[6].sum(0) if stacked[6] is not None else None
-        g_in = dict(W=gW, S=gS if momentum else [], kq=gkq_all, q=stacked[2], qb=stacked[3], v=stacked[4],
-                    off=stacked[5], coefs=[stacked[7 + i] for i in range(N_COEFS * depth)], lnw=glnw_all, lnb=None)
-        return (None, *_flatten_grads(g_in, layout))
+        glnw_all = stacked[4].sum(0) if stacked[4] is not None else None
+        return (None, *gWS, *stacked[:4], *stacked[5:], glnw_all)
 
 
 def _stack_or_none(ts: list) -> Tensor | None:
@@ -190,53 +179,43 @@ def _stack_or_none(ts: list) -> Tensor | None:
     return torch.stack([torch.zeros_like(ref) if t is None else t for t in ts])
 
 
-def _per_chunk(kq, q, qb, v, off, coefs) -> list[tuple]:
-    """Per chunk c: (kq, q, qb, v, off, coefs) from tensors stacked over chunks (one unbind per tensor)."""
+def _per_chunk(kq, qb, v, off, coefs) -> list[tuple]:
+    """Per chunk c: (kq, qb, v, off, coefs) from tensors stacked over chunks (one unbind per tensor)."""
     nc = kq.shape[0]
 
     def split(t):
         return [None] * nc if t is None else t.unbind(0)
 
-    kq_c, q_c, qb_c, v_c, off_c = (split(t) for t in (kq, q, qb, v, off))
+    kq_c, qb_c, v_c, off_c = (split(t) for t in (kq, qb, v, off))
     co_c = [[split(t) for t in layer] for layer in coefs]
-    return [(kq_c[c], q_c[c], qb_c[c], v_c[c], off_c[c], [[co[c] for co in layer] for layer in co_c])
-            for c in range(nc)]
+    return [(kq_c[c], qb_c[c], v_c[c], off_c[c], [[co[c] for co in layer] for layer in co_c]) for c in range(nc)]
 
 
-# layout: names and counts of the flat tensor list that autograd.Function.apply receives
-def _flatten(W, S, kq, q, qb, v, off, coefs, lnw, lnb):
-    flat = [*W, *S, kq, q, qb, v, off, *[t for layer in coefs for t in layer], lnw, lnb]
-    layout = (len(W), len(S), len(coefs))
-    return flat, layout
-
-
-def _unflatten(flat, layout):
-    nW, nS, nL = layout
-    i = 0
-    W = list(flat[i:i + nW]); i += nW  # noqa: E702
-    Sm = list(flat[i:i + nS]); i += nS  # noqa: E702
-    kq, q, qb, v, off = flat[i:i + 5]; i += 5  # noqa: E702
-    coefs = [tuple(flat[i + l * N_COEFS: i + (l + 1) * N_COEFS]) for l in range(nL)]
-    i += N_COEFS * nL
-    lnw, lnb = flat[i], flat[i + 1]
-    return W, Sm, kq, q, qb, v, off, coefs, lnw, lnb
-
-
-def _flatten_grads(g, layout):
-    nW, nS, nL = layout
-    out = [*g["W"], *(g["S"] if nS else []), g["kq"], g["q"], g["qb"], g["v"], g["off"], *g["coefs"],
-           g["lnw"], g["lnb"]]
-    return out
+def _unflatten(flat, depth: int):
+    WS = list(flat[:depth])
+    kq, qb, v, off = flat[depth:depth + 4]
+    i = depth + 4
+    coefs = [tuple(flat[i + l * N_COEFS: i + (l + 1) * N_COEFS]) for l in range(depth)]
+    return WS, kq, qb, v, off, coefs, flat[i + N_COEFS * depth]
 
 
 # ----------------------------------------------------------------------------------------------- entry point
+ALL_STATES_UP_TO = 64  # chunks
+
+
+def auto_group(nc: int) -> int:
+    """Chunks between saved states when ``checkpoint_group=0``: every state up to 64 chunks (the backward then
+    recomputes no state update), else about sqrt(nc) (O(sqrt(nc)) states kept, one extra update per chunk)."""
+    return 1 if nc <= ALL_STATES_UP_TO else max(1, math.isqrt(nc))
+
+
 def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
                 log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                 chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
                 ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
                 compile: bool = False) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
-    G of chunks between saved states (0: about sqrt(number of chunks)); ``compile`` compiles the chunk step."""
+    G of chunks between saved states (0: ``auto_group``); ``compile`` compiles the chunk step."""
     N, T, d = k.shape
     depth = len(weights)
     if T == 0:
@@ -245,6 +224,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     nc = -(-T // b)
     pad = nc * b - T
     update_last = pad == 0 or commit_partial
+    has_momentum = momentum is not None
+    douts = tuple(w.shape[-1] for w in weights)
 
     def chunks(x: Tensor) -> Tensor:  # [N, T, C] -> [nc, N, b, C]
         if pad:
@@ -260,27 +241,32 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
         if key not in cache:
             cache[key] = chunk_coefs(chunks(lr[l]), chunks(log_eta[l]) if log_eta else None,
                                      chunks(log_decay[l]) if log_decay else None, last)
-        coefs.append(list(cache[key]))
+        A, B, D, Ae, Be, de, me, Ee = cache[key]
+        if has_momentum:  # WS' = [Ae | Ee] * [W | S] + ...
+            Ae = Ae.expand(*Ae.shape[:-1], douts[l]) if Ae is not None else Ee.new_ones(()).expand(
+                *Ee.shape[:-1], douts[l])
+            C1 = torch.cat([Ae, Ee.expand(*Ee.shape[:-1], douts[l])], dim=-1)
+        else:
+            C1 = Ae
+        coefs.append([A, B, D, C1, Be, de, me])
     # layer 0 reads the queries against the keys with scores that do not depend on the state: D_0 * (Q K^T)
     scores = qc @ kc.transpose(-1, -2)
     D0 = coefs[0][2]
     coefs[0][2] = D0 * scores if D0.dim() == 4 else D0 * scores.unsqueeze(-1)
     kq = torch.cat([kc, qc], dim=2)
     if depth > 1:
-        lnb = ln_bias.unsqueeze(0)
+        lnb = ln_bias.unsqueeze(0)  # ln_bias enters through off and qb; its gradient flows back through them
         off, qb, vin = kc + lnb - vc, qc + lnb, None
-        lnw = ln_weight
     else:
         off = qb = None
         vin = vc
-        lnw = ln_weight if ln_weight is not None else None
-    group = checkpoint_group if checkpoint_group > 0 else max(1, math.isqrt(nc))
-    S0 = list(momentum) if momentum is not None else []
-    # ln_bias enters only through off and qb (its gradient flows back through them)
-    flat, layout = _flatten(list(weights), S0, kq, qc, qb, vin, off, coefs, lnw, None)
-    meta = (depth, momentum is not None, activation, ln_eps, b, update_last, group, bool(compile), layout)
+    group = checkpoint_group if checkpoint_group > 0 else auto_group(nc)
+    WS0 = [torch.cat([w, s], dim=-1) for w, s in zip(weights, momentum)] if has_momentum else list(weights)
+    flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None]
+    meta = (depth, has_momentum, activation, ln_eps, b, update_last, group, bool(compile), douts)
     out = MemoryScan.apply(meta, *flat)
     y = out[0].transpose(0, 1).reshape(N, nc * b, -1)[:, :T]
-    W = list(out[1:1 + depth])
-    Sn = list(out[1 + depth:]) if momentum is not None else None
-    return y, W, Sn
+    WS = out[1:]
+    if not has_momentum:
+        return y, list(WS), None
+    return y, [ws[..., :dd] for ws, dd in zip(WS, douts)], [ws[..., dd:] for ws, dd in zip(WS, douts)]

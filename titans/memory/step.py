@@ -1,7 +1,9 @@
 """One chunk of the memory recurrence and its hand-derived vector-Jacobian product (for ``scan.memory_scan``).
 
 Notation (one chunk of b tokens, all gradients taken at the chunk-start state, paper eqs. 16-17; row vectors,
-leading axis N = batch x heads). Memory layers l = 0..L-1 with weights W_l [d_in, d_out], momentum S_l.
+leading axis N = batch x heads). Memory layers l = 0..L-1 with weights W_l [d_in, d_out] and momentum S_l, kept
+side by side as one tensor per layer, ``WS_l = [W_l | S_l]`` of shape [N, d_in, 2 d_out] (just W_l without
+momentum), so that one matmul reads both and the state is never concatenated inside the loop.
 
 Inner gradient (``inner``), at the chunk-start weights:
     h_0 = K,  z_l = h_l W_l,  h_{l+1} = sigma(z_l)                                  (l < L-1)
@@ -9,16 +11,19 @@ Inner gradient (``inner``), at the chunk-start weights:
     depth L:  n = LN(z_{L-1}),  r = gamma n + off  (off = K + beta - V, so r = M(K) - V),  g = 2 gamma r,
               delta_{L-1} = LN'(z_{L-1})^T g,  p_l = delta_{l+1} W_{l+1}^T,  delta_l = sigma'(z_l) p_l
     the gradient of layer l summed over the chunk is u_l = h_l^T delta_l.
+    The rows kq = [K; Q] times WS_0 give K W_0 and, for the read, c_0 = Q W_0 and e_0 = Q S_0 in one matmul.
 Read (``read``), write-then-read y_t = M_t(q_t) in dual form (see ``chunked``):
-    x_0 = Q,  a_l = A_l c_l + B_l e_l - (D_l * (x_l h_l^T)) delta_l,  c_l = x_l W_l,  e_l = x_l S_l,
+    x_0 = Q,  a_l = A_l c_l + B_l e_l - (D_l * (x_l h_l^T)) delta_l,  [c_l | e_l] = x_l WS_l,
     x_{l+1} = sigma(a_l);   y = a_0 (depth 1)  or  y = Q + beta + gamma LN(a_{L-1}) (``qb`` = Q + beta).
-    For layer 0 the masked scores D_0 * (Q K^T) do not depend on the state: the caller passes them (``M0``).
+    For layer 0 the masked scores D_0 * (Q K^T) do not depend on the state: the caller passes them in D's slot.
 Update (``update``), eqs. 13-14 carried to the chunk's last token e:
-    W_l' = Ae_l W_l + Be_l S_l - h_l^T (de_l * delta_l),      S_l' = Ee_l S_l - h_l^T (me_l * delta_l).
+    W_l' = Ae_l W_l + Be_l S_l - h_l^T (de_l * delta_l),      S_l' = Ee_l S_l - h_l^T (me_l * delta_l),
+    i.e. WS_l' = C1_l * WS_l + [Be_l S_l | 0] - h_l^T [de_l * delta_l | me_l * delta_l] with C1_l = [Ae_l | Ee_l].
 
-Coefficients of layer l, a tuple ``(A, B, D, Ae, Be, de, me, Ee)`` (``None`` where the gate is off):
+Coefficients of layer l, a tuple ``(A, B, D, C1, Be, de, me)`` (``None`` where the gate is off):
     A [N, b, C] decay product, B [N, b, C] momentum carry, D [N, t, i] (or [N, t, i, C] channel-wise),
-    Ae, Be [N, 1, C], de [N, i, C'], me [N, i, 1], Ee [N, 1, 1];  C = 1 or d_out (channel-wise decay).
+    C1 [N, 1, 2 d_out] (or [N, 1, C] without momentum), Be [N, 1, C], de [N, i, C'], me [N, i, 1];
+    C = 1 or d_out (channel-wise decay).
 The backward (``chunk_backward``) recomputes this chunk's forward and applies the transposes of every line
 above, including the second-order terms (the inner gradient is itself a derivative): sigma'' in the
 delta chain and the derivative of the LayerNorm backward with respect to its input.
@@ -108,21 +113,25 @@ def _scale(coef: Tensor | None, t: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- forward
-def inner(W, S, kq, v, off, lnw, act: str, eps: float, depth: int, b: int):
+def _w(ws: Tensor, dout: int, momentum: bool) -> Tensor:
+    """W out of [W | S] (a view)."""
+    return ws[..., :dout] if momentum else ws
+
+
+def inner(WS, kq, v, off, lnw, act: str, eps: float, depth: int, b: int, momentum: bool, douts):
     """Inner-gradient factors at the chunk-start weights, with what the read and the backward reuse.
 
-    Returns (hs, zs, deltas, zq0, eq0, ln) where zq0 = Q W_0 and eq0 = Q S_0 come out of the same matmul as
-    K W_0 (stacked rows ``kq`` = [K; Q] times [W_0 | S_0]) and ln = (n, mean, rstd, r, g, ps) for a deep memory."""
+    Returns (hs, zs, deltas, zq0, eq0, ln): zq0 = Q W_0 and eq0 = Q S_0 come out of the same matmul as K W_0;
+    ln = (n, mean, rstd, r, g, ps) for a deep memory."""
     sigma = act_fn(act)
-    dout = W[0].shape[-1]
-    right = W[0] if S is None else torch.cat([W[0], S[0]], dim=-1)
-    zkq = torch.bmm(kq, right)
-    z0, zq0 = zkq[:, :b, :dout], zkq[:, b:, :dout]
-    eq0 = zkq[:, b:, dout:] if S is not None else None
+    d0 = douts[0]
+    zkq = torch.bmm(kq, WS[0])
+    z0, zq0 = zkq[:, :b, :d0], zkq[:, b:, :d0]
+    eq0 = zkq[:, b:, d0:] if momentum else None
     hs, zs = [kq[:, :b]], [z0]
     for l in range(1, depth):
         hs.append(sigma(zs[-1]))
-        zs.append(torch.bmm(hs[-1], W[l]))
+        zs.append(torch.bmm(hs[-1], _w(WS[l], douts[l], momentum)))
     if depth == 1:
         return hs, zs, [LOSS_GRAD_SCALE * (z0 - v)], zq0, eq0, None
     zL = zs[-1]
@@ -133,46 +142,44 @@ def inner(W, S, kq, v, off, lnw, act: str, eps: float, depth: int, b: int):
     ps = [None] * depth
     deltas[-1] = ln_backward(g, zL, mean, rstd)
     for l in range(depth - 2, -1, -1):
-        ps[l] = torch.bmm(deltas[l + 1], W[l + 1].transpose(1, 2))
+        ps[l] = torch.bmm(deltas[l + 1], _w(WS[l + 1], douts[l + 1], momentum).transpose(1, 2))
         deltas[l] = act_grad(act, ps[l], zs[l])
     return hs, zs, deltas, zq0, eq0, (n, mean, rstd, r, g, ps)
 
 
-def update(W, S, hs, deltas, coefs):
-    """Chunk-end state (eqs. 13-14 at the last token)."""
-    newW, newS = [], []
-    for l, (_, _, _, Ae, Be, de, me, Ee) in enumerate(coefs):
-        hT = hs[l].transpose(1, 2)
-        if S is not None:
-            upd = torch.bmm(hT, torch.cat([de * deltas[l], me * deltas[l]], dim=-1))
-            dout = W[l].shape[-1]
-            uw, us = upd[..., :dout], upd[..., dout:]
-            newW.append(torch.addcmul(_scale(Ae, W[l]) - uw, Be, S[l]))
-            newS.append(torch.addcmul(-us, Ee, S[l]))
-        else:
-            newW.append(torch.baddbmm(_scale(Ae, W[l]), hT, de * deltas[l], alpha=-1.0))
-    return newW, (newS if S is not None else None)
+def _update_rhs(dl: Tensor, de: Tensor, me: Tensor | None) -> Tensor:
+    """[de * delta | me * delta] (or de * delta without momentum): h^T times it is the chunk's total update."""
+    return de * dl if me is None else torch.cat([de * dl, me * dl], dim=-1)
 
 
-def read(W, S, q, inn, coefs, act: str, depth: int):
-    """Pre-activations a_l, layer inputs x_l, the parts (c_l, e_l, s_l) the backward needs, and the right-hand
-    matrices [W_l | S_l | h_l^T] of the deeper layers (one matmul gives c_l, e_l and s_l)."""
+def update(WS, hs, deltas, coefs, momentum: bool, douts):
+    """Chunk-end state (eqs. 13-14 at the last token): WS' = C1 * WS + [Be S | 0] - h^T [de delta | me delta]."""
+    out = []
+    for l, (_, _, _, C1, Be, de, me) in enumerate(coefs):
+        new = torch.baddbmm(_scale(C1, WS[l]), hs[l].transpose(1, 2), _update_rhs(deltas[l], de, me), alpha=-1.0)
+        if momentum:
+            d = douts[l]
+            new[..., :d].addcmul_(Be, WS[l][..., d:])
+        out.append(new)
+    return out
+
+
+def read(WS, inn, coefs, act: str, depth: int, momentum: bool, douts):
+    """Pre-activations a_l, layer inputs x_l (x_0 = Q is not needed: layer 0's c and e come from ``inner``) and
+    the parts (c_l, e_l, s_l) the backward needs."""
     sigma = act_fn(act)
     hs, _, deltas, zq0, eq0, _ = inn
-    xs, as_, cs, es, ss, rights = [q], [], [zq0], [eq0], [None], [None]
+    xs, as_, cs, es, ss = [None], [], [zq0], [eq0], [None]
     for l, (A, B, D, *_) in enumerate(coefs):
         x = xs[-1]
         if l > 0:
-            dout = W[l].shape[-1]
-            parts = [W[l], hs[l].transpose(1, 2)] if S is None else [W[l], S[l], hs[l].transpose(1, 2)]
-            right = torch.cat(parts, dim=-1)
-            out = torch.bmm(x, right)
-            rights.append(right)
-            cs.append(out[..., :dout])
-            es.append(out[..., dout:2 * dout] if S is not None else None)
-            ss.append(out[..., (2 if S is not None else 1) * dout:])
+            d = douts[l]
+            ce = torch.bmm(x, WS[l])
+            cs.append(ce[..., :d])
+            es.append(ce[..., d:] if momentum else None)
+            ss.append(torch.bmm(x, hs[l].transpose(1, 2)))
         a = _scale(A, cs[l])
-        if es[l] is not None:
+        if momentum:
             a = torch.addcmul(a, B, es[l])
         Ds = D if l == 0 else (D * ss[l] if D.dim() == 3 else D * ss[l].unsqueeze(-1))
         if Ds.dim() == 3:
@@ -182,81 +189,76 @@ def read(W, S, q, inn, coefs, act: str, depth: int):
         as_.append(a)
         if l < depth - 1:
             xs.append(sigma(a))
-    return xs, as_, cs, es, ss, rights
+    return xs, as_, cs, es, ss
 
 
-def chunk_forward(W, S, kq, q, qb, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int,
-                  do_update: bool):
+def chunk_forward(WS, kq, qb, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int, momentum: bool,
+                  douts: tuple, do_update: bool):
     """y of the chunk's tokens and the state at its end (the start state when ``do_update`` is False)."""
-    inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
-    as_ = read(W, S, q, inn, coefs, act, depth)[1]
+    inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
+    as_ = read(WS, inn, coefs, act, depth, momentum, douts)[1]
     y = as_[-1] if depth == 1 else torch.addcmul(qb, lnw, ln_forward(as_[-1], eps)[0])
     if do_update:
-        W, S = update(W, S, inn[0], inn[2], coefs)
-    return y, W, S
+        WS = update(WS, inn[0], inn[2], coefs, momentum, douts)
+    return y, WS
 
 
-def chunk_state(W, S, kq, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int):
+def chunk_state(WS, kq, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int, momentum: bool,
+                douts: tuple):
     """The chunk-end state and the inner-gradient factors (the backward reuses them)."""
-    inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
-    newW, newS = update(W, S, inn[0], inn[2], coefs)
-    return newW, newS, inn
+    inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
+    return update(WS, inn[0], inn[2], coefs, momentum, douts), inn
 
 
 # ----------------------------------------------------------------------------------------------- backward
-def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, gy, gW, gS, inn=None, *, act: str, eps: float, depth: int,
-                   b: int, do_update: bool):
+def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: str, eps: float, depth: int, b: int,
+                   momentum: bool, douts: tuple, do_update: bool):
     """Vector-Jacobian product of ``chunk_forward`` at one chunk.
 
-    gy [N, b, d]: gradient of y; gW / gS: gradients of the chunk-end state (lists); ``inn``: this chunk's
-    ``inner`` result if the caller has it (recomputed otherwise).
-    Returns (gW0, gS0, gkq, gk, gq, gqb, gv, goff, gcoefs, glnw): gradients of the chunk-start state and of
-    every input (None where the input is not used), gcoefs as a list of 8-lists like ``coefs``."""
+    gy [N, b, d]: gradient of y; gWS: gradients of the chunk-end state (list); ``inn``: this chunk's ``inner``
+    result if the caller has it (recomputed otherwise).
+    Returns (gWS0, gkq, gqb, gv, goff, gcoefs, glnw): gradients of the chunk-start state and of every input
+    (None where the input is not used), gcoefs as a list of 7-lists like ``coefs``."""
     if inn is None:
-        inn = inner(W, S, kq, v, off, lnw, act, eps, depth, b)
+        inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
     hs, zs, deltas, zq0, eq0, ln = inn
     if depth > 1:
         n, mean, rstd, r, g, ps = ln
-    xs, as_, cs, es, ss, rights = read(W, S, q, inn, coefs, act, depth)
+    xs, as_, cs, es, ss = read(WS, inn, coefs, act, depth, momentum, douts)
 
-    gWs: list = [None] * depth
-    gSs: list = [None] * depth
+    gS: list = [None] * depth  # gradients of the chunk-start [W | S], fresh tensors (updated in place below)
     gh: list = [None] * depth
     gdelta: list = [None] * depth
-    gco = [[None] * 8 for _ in range(depth)]
-    glnw = gqb = gq = gv = goff = None
+    gco = [[None] * 7 for _ in range(depth)]
+    glnw = gqb = gv = goff = None
 
     def acc(a, t):
         return t if a is None else a + t
 
-    # ---- update: W' = Ae W + Be S - h^T (de * delta),  S' = Ee S - h^T (me * delta)
-    for l, (_, _, _, Ae, Be, de, me, Ee) in enumerate(coefs):
+    # ---- update: WS' = C1 * WS + [Be S | 0] - h^T [de delta | me delta]
+    for l, (_, _, _, C1, Be, de, me) in enumerate(coefs):
+        G = gWS[l]
         if not do_update:
-            gWs[l], gSs[l] = gW[l], (gS[l] if S is not None else None)
+            gS[l] = G.clone()
             continue
-        P = gW[l]
-        gWs[l] = _scale(Ae, P)
-        if Ae is not None:
-            gco[l][3] = _sum_to(W[l] * P, Ae)
+        d = douts[l]
+        gS[l] = G.clone() if C1 is None else C1 * G
+        if C1 is not None:
+            gco[l][3] = _sum_to(WS[l] * G, C1)
+        if momentum:
+            P = G[..., :d]
+            gS[l][..., d:].addcmul_(Be, P)
+            gco[l][4] = _sum_to(WS[l][..., d:] * P, Be)
         h, dl = hs[l], deltas[l]
-        if S is not None:
-            R = gS[l]
-            gSs[l] = torch.addcmul(Ee * R, Be, P)
-            gco[l][4] = _sum_to(S[l] * P, Be)
-            gco[l][7] = _sum_to(S[l] * R, Ee)
-            PR = torch.cat([P, R], dim=-1)
-            hPR = torch.bmm(h, PR)  # [i, 2 d_out]
-            dout = P.shape[-1]
-            hP, hR = hPR[..., :dout], hPR[..., dout:]
-            gdelta[l] = -(de * hP + me * hR)
-            gco[l][5] = _sum_to(-(dl * hP), de)
+        hG = torch.bmm(h, G)  # [i, (2) d_out]
+        hP = hG[..., :d]
+        gdelta[l] = -(de * hP)
+        gco[l][5] = _sum_to(-(dl * hP), de)
+        if momentum:
+            hR = hG[..., d:]
+            gdelta[l] = torch.addcmul(gdelta[l], me, hR, value=-1.0)
             gco[l][6] = _sum_to(-(dl * hR), me)
-            gh[l] = -torch.bmm(torch.cat([de * dl, me * dl], dim=-1), PR.transpose(1, 2))
-        else:
-            hP = torch.bmm(h, P)
-            gdelta[l] = -(de * hP)
-            gco[l][5] = _sum_to(-(dl * hP), de)
-            gh[l] = -torch.bmm(de * dl, P.transpose(1, 2))
+        gh[l] = -torch.bmm(_update_rhs(dl, de, me), G.transpose(1, 2))
 
     # ---- read, from the output back to the query
     if depth == 1:
@@ -266,17 +268,17 @@ def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, gy, gW, gS, inn=None, *,
         gqb = gy
         glnw = _sum_to(gy * n2, lnw)
         ga = ln_backward(gy * lnw, as_[-1], mean2, rstd2)
-    gzq0 = None
+    gce0 = None
     for l in range(depth - 1, -1, -1):
         A, B, D = coefs[l][:3]
-        x = xs[l]
         if A is not None:
             gco[l][0] = _sum_to(ga * cs[l], A)
         gc = _scale(A, ga)
-        ge = None
-        if S is not None:
+        if momentum:
             gco[l][1] = _sum_to(ga * es[l], B)
-            ge = B * ga
+            gce = torch.cat([gc, B * ga], dim=-1)
+        else:
+            gce = gc
         dl = deltas[l]
         Ds = D if l == 0 else (D * ss[l] if D.dim() == 3 else D * ss[l].unsqueeze(-1))
         if Ds.dim() == 3:
@@ -288,66 +290,56 @@ def chunk_backward(W, S, kq, q, qb, v, off, coefs, lnw, gy, gW, gS, inn=None, *,
             gdelta[l] = acc(gdelta[l], -(Ds * ga.unsqueeze(2)).sum(1))
         if l == 0:
             gco[0][2] = gDs
-            gzq0 = gc
-            if ge is not None:  # e_0 = Q S_0
-                gSs[0] = torch.baddbmm(gSs[0], x.transpose(1, 2), ge)
-                gq = torch.bmm(ge, S[0].transpose(1, 2))
+            gce0 = gce  # [c_0 | e_0] = Q WS_0: through the kq matmul below
+            continue
+        x, s = xs[l], ss[l]
+        if D.dim() == 3:
+            gco[l][2] = gDs * s
+            gs = gDs * D
         else:
-            s = ss[l]
-            if D.dim() == 3:
-                gco[l][2] = gDs * s
-                gs = gDs * D
-            else:
-                gco[l][2] = gDs * s.unsqueeze(-1)
-                gs = (gDs * D).sum(-1)
-            # c, e, s = x [W | S | h^T]: one matmul back to x, one to [W | S], one to h
-            gout = torch.cat([gc, gs] if ge is None else [gc, ge, gs], dim=-1)
-            gx = torch.bmm(gout, rights[l].transpose(1, 2))
-            gh[l] = acc(gh[l], torch.bmm(gs.transpose(1, 2), x))
-            xT = x.transpose(1, 2)
-            if ge is None:
-                gWs[l] = torch.baddbmm(gWs[l], xT, gc)
-            else:
-                dout = gc.shape[-1]
-                gws = torch.bmm(xT, torch.cat([gc, ge], dim=-1))
-                gWs[l] = gWs[l] + gws[..., :dout]
-                gSs[l] = gSs[l] + gws[..., dout:]
-            ga = act_grad(act, gx, as_[l - 1])
+            gco[l][2] = gDs * s.unsqueeze(-1)
+            gs = (gDs * D).sum(-1)
+        # [c | e] = x WS,  s = x h^T
+        gx = torch.baddbmm(torch.bmm(gs, hs[l]), gce, WS[l].transpose(1, 2))
+        gh[l] = acc(gh[l], torch.bmm(gs.transpose(1, 2), x))
+        gS[l].baddbmm_(x.transpose(1, 2), gce)
+        ga = act_grad(act, gx, as_[l - 1])
 
     # ---- the delta chain delta_l = sigma'(z_l) * (delta_{l+1} W_{l+1}^T), with its second-order term
     gz: list = [None] * depth
+    gp: list = [None] * depth
     for l in range(depth - 1):
-        gp = act_grad(act, gdelta[l], zs[l])
-        second = act_grad2(act, ps[l] * gdelta[l], zs[l])
-        if second is not None:
-            gz[l] = second
-        gdelta[l + 1] = torch.baddbmm(gdelta[l + 1], gp, W[l + 1])
-        gWs[l + 1] = torch.baddbmm(gWs[l + 1], gp.transpose(1, 2), deltas[l + 1])
+        gp[l] = act_grad(act, gdelta[l], zs[l])
+        gz[l] = act_grad2(act, ps[l] * gdelta[l], zs[l])
+        gdelta[l + 1] = torch.baddbmm(gdelta[l + 1], gp[l], _w(WS[l + 1], douts[l + 1], momentum))
 
     # ---- the error at the output: delta_{L-1} = LN'(z)^T g,  g = 2 gamma r,  r = gamma n + off
     if depth == 1:
-        gz[0] = acc(gz[0], LOSS_GRAD_SCALE * gdelta[0])
-        gv = -LOSS_GRAD_SCALE * gdelta[0]
+        gz[0] = LOSS_GRAD_SCALE * gdelta[0]
+        gv = -gz[0]
     else:
         w = gdelta[-1]
         gg = ln_backward(w, zs[-1], mean, rstd)
-        G, extra = ln_backward_input_vjp(w, g, n, rstd, deltas[-1])
+        G_, extra = ln_backward_input_vjp(w, g, n, rstd, deltas[-1])
         gr = gg * (LOSS_GRAD_SCALE * lnw)
         glnw = glnw + _sum_to(LOSS_GRAD_SCALE * r * gg + n * gr, lnw)
         goff = gr
-        gzL = ln_backward(torch.addcmul(G, lnw, gr), zs[-1], mean, rstd) + extra
-        gz[-1] = acc(gz[-1], gzL)
+        gz[-1] = acc(gz[-1], ln_backward(torch.addcmul(G_, lnw, gr), zs[-1], mean, rstd) + extra)
 
-    # ---- the forward chain z_l = h_l W_l, h_{l+1} = sigma(z_l)
-    for l in range(depth - 1, -1, -1):
-        if l < depth - 1:
-            gz[l] = acc(gz[l], act_grad(act, gh[l + 1], zs[l]))
-        if l > 0:
-            gWs[l] = torch.baddbmm(gWs[l], hs[l].transpose(1, 2), gz[l])
-            gh[l] = acc(gh[l], torch.bmm(gz[l], W[l].transpose(1, 2)))
-    # layer 0: z_0 and Q W_0 came from one matmul on the stacked rows [K; Q]
-    gzkq = torch.cat([gz[0], gzq0], dim=1)
-    gWs[0] = torch.baddbmm(gWs[0], kq.transpose(1, 2), gzkq)
-    gkq = torch.bmm(gzkq, W[0].transpose(1, 2))
-    gk = gh[0]
-    return gWs, (gSs if S is not None else None), gkq, gk, gq, gqb, gv, goff, gco, glnw
+    # ---- the forward chain z_l = h_l W_l, h_{l+1} = sigma(z_l); W_l's gradient from z_l and from the delta
+    # chain (p_{l-1} = delta_l W_l^T) in one matmul: [h_l; gp_{l-1}]^T [gz_l; delta_l]
+    for l in range(depth - 1, 0, -1):
+        gz[l - 1] = acc(gz[l - 1], act_grad(act, acc(gh[l], torch.bmm(gz[l], _w(WS[l], douts[l], momentum)
+                                                                           .transpose(1, 2))), zs[l - 1]))
+        rhs = torch.cat([gz[l], deltas[l]], dim=1)
+        if momentum:
+            rhs = torch.cat([rhs, torch.zeros_like(rhs)], dim=-1)
+        gS[l].baddbmm_(torch.cat([hs[l], gp[l - 1]], dim=1).transpose(1, 2), rhs)
+    # layer 0: the rows [K; Q] times [W_0 | S_0] gave z_0 (K rows, W part) and [c_0 | e_0] (Q rows)
+    gk_rows = torch.cat([gz[0], torch.zeros_like(gz[0])], dim=-1) if momentum else gz[0]
+    gzkq = torch.cat([gk_rows, gce0], dim=1)
+    gS[0].baddbmm_(kq.transpose(1, 2), gzkq)
+    gkq = torch.bmm(gzkq, WS[0].transpose(1, 2))
+    if gh[0] is not None:  # h_0 = K (the rows :b of kq) also enters the update
+        gkq[:, :b] += gh[0]
+    return gS, gkq, gqb, gv, goff, gco, glnw
