@@ -7,6 +7,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# train.py runs in the tests use the eager memory step: compiling it would cost more than the few steps gain
+os.environ.setdefault("TITANS_COMPILE", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

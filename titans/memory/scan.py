@@ -20,7 +20,9 @@ GPU; the eager functions are the fallback and the tested default.
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -97,15 +99,46 @@ def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, la
 N_COEFS = 7  # (A, B, D, C1, Be, de, me), see step.py
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(fn_name: str):
-    return torch.compile(getattr(S_, fn_name), dynamic=False, fullgraph=True)
+log = logging.getLogger(__name__)
+_COMPILE_ANNOUNCED: list[bool] = []
+_COMPILE_FAILED: list[str] = []  # set once when torch.compile cannot build the chunk step here
+
+
+def _compiled(fn):
+    """``fn`` compiled with torch.compile (one graph per shape and flag set), falling back to the eager ``fn``
+    for the rest of the process, with one warning, if compilation fails (e.g. no C++ compiler on a CPU machine)."""
+    compiled = torch.compile(fn, dynamic=False, fullgraph=True)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if _COMPILE_FAILED:
+            return fn(*args, **kwargs)
+        if not _COMPILE_ANNOUNCED:
+            _COMPILE_ANNOUNCED.append(True)
+            log.info("compiling the memory scan's chunk step with torch.compile (once per shape; about 20-60 s on "
+                     "a CPU)")
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: the eager step computes the same values
+            _COMPILE_FAILED.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            warnings.warn(f"titans: torch.compile of the memory scan failed ({_COMPILE_FAILED[0]}); "
+                          "continuing with the eager chunk step (same results, slower). Set memory.compile=false "
+                          "to silence this.", RuntimeWarning, stacklevel=2)
+            return fn(*args, **kwargs)
+
+    return run
+
+
+_COMPILED_FNS = None
 
 
 def _step_fns(compile: bool):
-    if compile:
-        return _compiled("chunk_forward"), _compiled("chunk_state"), _compiled("chunk_backward")
-    return S_.chunk_forward, S_.chunk_state, S_.chunk_backward
+    global _COMPILED_FNS
+    if not compile:
+        return S_.chunk_forward, S_.chunk_state, S_.chunk_backward
+    if _COMPILED_FNS is None:
+        _COMPILED_FNS = tuple(_compiled(f) for f in (S_.chunk_forward, S_.chunk_state, S_.chunk_backward))
+    return _COMPILED_FNS
 
 
 class MemoryScan(torch.autograd.Function):
