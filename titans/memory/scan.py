@@ -151,7 +151,7 @@ class MemoryScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, *flat):
         depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-        WS, kq, qb, v, off, coefs, lnw = _unflatten(flat, depth)
+        WS, kq, qb, v, off, coefs, lnw = _unflatten(_detached(flat), depth)
         nc = kq.shape[0]
         fwd = _step_fns(compile)[0]
         ins = _per_chunk(kq, qb, v, off, coefs)
@@ -173,13 +173,14 @@ class MemoryScan(torch.autograd.Function):
         depth, momentum, act, eps, b, update_last, group, compile, douts = ctx.meta
         saved = ctx.saved_tensors
         flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
-        _, kq, qb, v, off, coefs, lnw = _unflatten(flat, depth)
+        _, kq, qb, v, off, coefs, lnw = _unflatten(_detached(flat), depth)
+        flat_states = _detached(flat_states)
         nc = kq.shape[0]
         kw = dict(act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts)
         _, state_fn, bwd = _step_fns(compile)
         ins = _per_chunk(kq, qb, v, off, coefs)
-        gWS = list(gstate)
-        gys = gy.unbind(0)
+        gWS = [g.contiguous() for g in gstate]
+        gys = gy.contiguous().unbind(0)
         n_in = 5 + N_COEFS * depth  # kq, qb, v, off, lnw + coefficients
         grads: list[list] = [[None] * nc for _ in range(n_in)]
         for g in range(ctx.n_saved - 1, -1, -1):
@@ -205,6 +206,12 @@ class MemoryScan(torch.autograd.Function):
         return (None, *gWS, *stacked[:4], *stacked[5:], glnw_all)
 
 
+def _detached(ts) -> list:
+    """The operator's own computations build no graph; detached aliases also keep the compiled steps' guards
+    (which include requires_grad) the same for the first chunk and the rest."""
+    return [None if t is None else t.detach() for t in ts]
+
+
 def _stack_or_none(ts: list) -> Tensor | None:
     if all(t is None for t in ts):
         return None
@@ -216,8 +223,8 @@ def _per_chunk(kq, qb, v, off, coefs) -> list[tuple]:
     """Per chunk c: (kq, qb, v, off, coefs) from tensors stacked over chunks (one unbind per tensor)."""
     nc = kq.shape[0]
 
-    def split(t):
-        return [None] * nc if t is None else t.unbind(0)
+    def split(t):  # contiguous first: each chunk's strides then do not depend on nc (compiled steps are reused)
+        return [None] * nc if t is None else t.contiguous().unbind(0)
 
     kq_c, qb_c, v_c, off_c = (split(t) for t in (kq, qb, v, off))
     co_c = [[split(t) for t in layer] for layer in coefs]
