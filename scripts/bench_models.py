@@ -62,8 +62,10 @@ def worker(args) -> dict:
     x = torch.randint(0, args.vocab, (1, args.length))
     if args.mode == "train":
         model.train()
-        warm = x[:, :256]
-        model(warm, labels=warm, return_logits=args.full_logits).loss.backward()  # first-call overheads (allocations, kernel selection)
+        # first-call overheads (allocations, kernel selection, compilation of every chunk-step graph: lengths
+        # above 1K take the grouped-backward path, hence up to 2K tokens)
+        warm = x[:, :min(args.length, 2048)]
+        model(warm, labels=warm, return_logits=args.full_logits).loss.backward()
         model.zero_grad(set_to_none=True)
         base = _rss_mb()
         best = float("inf")
@@ -87,6 +89,17 @@ def worker(args) -> dict:
             cache, nxt = output_cache(out), out.logits[:, -1:].argmax(-1)
         per_token = (time.perf_counter() - t) / args.new_tokens
     return dict(ms_per_token=1000 * per_token)
+
+
+ATTENTION = ("transformer", "swa")
+IMPLS = {"scan": ("scan", False), "compiled": ("scan", True), "autograd": ("autograd", False)}
+
+
+def _with_impl(args, impl: str):
+    """A copy of args with the memory implementation ``impl`` (scan | compiled | autograd)."""
+    out = argparse.Namespace(**vars(args))
+    out.impl, out.compile = IMPLS[impl]
+    return out
 
 
 def run_one(args, variant, length, mode) -> dict:
@@ -123,6 +136,9 @@ def main() -> None:
     p.add_argument("--impl", default="scan", choices=["scan", "autograd"],
                    help="memory variants: MemoryConfig.impl (scan operator or the autograd reference)")
     p.add_argument("--compile", action="store_true", help="memory variants: MemoryConfig.compile=True")
+    p.add_argument("--impls", default=None,
+                   help="memory variants: several implementations, one row each, e.g. autograd,scan,compiled "
+                        "(compiled = scan with compile=True); overrides --impl/--compile for the training table")
     p.add_argument("--full-logits", action="store_true",
                    help="baseline: train through the [L, vocab] logits and F.cross_entropy instead of the fused loss")
     p.add_argument("--quick", action="store_true", help="lengths 1K and 4K, one repeat, 8 new tokens")
@@ -142,18 +158,21 @@ def main() -> None:
     gen_lengths = args.gen_lengths or args.lengths
 
     print(f"# bench_models: size={args.size} vocab={args.vocab} threads={args.threads} allocator=glibc malloc "
-          f"checkpoint_group={args.checkpoint_group} impl={args.impl} compile={args.compile} "
+          f"checkpoint_group={args.checkpoint_group} impls={args.impls or (args.impl + (' compiled' if args.compile else ''))} "
           f"loss={'full logits' if args.full_logits else 'fused'}\n")
+    impls = args.impls.split(",") if args.impls else [("compiled" if args.compile else args.impl)]
     for v in [] if args.no_train else args.variants:
         if v == args.variants[0]:
             print("## Training (forward+backward, batch 1): tokens/s | peak MB added by the step\n")
             print("| variant | " + " | ".join(_k(n) for n in args.lengths) + " |")
             print("|---|" + "---|" * len(args.lengths))
-        cells = []
-        for n in args.lengths:
-            r = run_one(args, v, n, "train")
-            cells.append(r.get("error", "")[:40] if "error" in r else f"{r['tok_s']:.0f} tok/s, {r['peak_mb']:.0f} MB")
-        print(f"| {v} | " + " | ".join(cells) + " |", flush=True)
+        for impl in (impls if v not in ATTENTION else impls[:1]):
+            cells = []
+            for n in args.lengths:  # the implementations of one variant run one after the other, per length
+                r = run_one(_with_impl(args, impl), v, n, "train")
+                cells.append(r.get("error", "")[:40] if "error" in r else f"{r['tok_s']:.0f} tok/s, {r['peak_mb']:.0f} MB")
+            name = v if v in ATTENTION or len(impls) == 1 else f"{v} ({impl})"
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     if args.no_gen:
         return
     print(f"\n## Generation with the cache: ms per token (greedy, {args.new_tokens} tokens after the prompt)\n")

@@ -15,16 +15,8 @@ from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, naive_memo
 EPS = 1e-5
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    """Every tensor of these tests is float64; restore the default afterwards (other test files rely on it)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+# every tensor of these tests is float64 (the default dtype is restored afterwards)
+pytestmark = pytest.mark.usefixtures("single_thread", "float64_default")
 
 
 def oracle_net(weights, x, act, ln_w, ln_b):

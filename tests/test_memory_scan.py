@@ -13,15 +13,8 @@ from titans.memory.scan import MemoryScan
 
 from test_memory_oracle import make_problem, run_oracle
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+# every tensor of these tests is float64 (the default dtype is restored afterwards)
+pytestmark = pytest.mark.usefixtures("single_thread", "float64_default")
 
 
 def _leaves(prob):

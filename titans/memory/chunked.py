@@ -118,6 +118,19 @@ class _LayerCoefs:
         return tuple(None if t is None else t[c] for t in self.end)
 
 
+def chunk_layout(N: int, T: int, b: int):
+    """(number of chunks, padding of the last chunk, chunks) with chunks: [N, T, C] -> [nc, N, b, C] (zero-padded)."""
+    nc = -(-T // b)
+    pad = nc * b - T
+
+    def chunks(x: Tensor) -> Tensor:
+        if pad:
+            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+        return x.view(N, nc, b, x.shape[-1]).transpose(0, 1)
+
+    return nc, pad, chunks
+
+
 def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
                    log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                    chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
@@ -138,14 +151,8 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
     if T == 0:
         return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
     b = chunk_size
-    nc = -(-T // b)
-    pad = nc * b - T
+    nc, pad, chunks = chunk_layout(N, T, b)
     sigma, _ = mlp.activation(activation)
-
-    def chunks(x: Tensor) -> Tensor:  # [N, T, C] -> [nc, N, b, C]
-        if pad:
-            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
-        return x.view(N, nc, b, x.shape[-1]).transpose(0, 1)
 
     coef_cache: dict[tuple, _LayerCoefs] = {}
     coefs = []

@@ -42,8 +42,8 @@ class MemoryConfig:
     Implementation (same values and gradients either way):
       impl        "scan" (default): the chunk loop as one autograd operator with a hand-derived backward
                   (``titans.memory.scan``); "autograd": the reference, autograd through every chunk (``chunked``).
-      checkpoint_group  scan: chunks between the states saved for the backward (0 = every state up to 64
-                  chunks, else about sqrt(chunks): see ``scan.auto_group``).
+      checkpoint_group  scan: chunks between the states saved for the backward (0 = every state while they
+                  take at most 128 MiB per call, else about sqrt(chunks): see ``scan.auto_group``).
                   autograd: 0 = off; g > 0 = activation checkpointing over groups of g chunks.
       compile     scan only: compile the chunk step with torch.compile (fused kernels; pays a compile
                   time on the first call of each shape; off by default).

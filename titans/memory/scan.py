@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from . import step as S_
+from .chunked import chunk_layout
 
 
 
@@ -240,13 +241,14 @@ def _unflatten(flat, depth: int):
 
 
 # ----------------------------------------------------------------------------------------------- entry point
-ALL_STATES_UP_TO = 64  # chunks
+ALL_STATES_BUDGET = 128 * 2**20  # bytes of saved chunk states per call below which every state is kept
 
 
-def auto_group(nc: int) -> int:
-    """Chunks between saved states when ``checkpoint_group=0``: every state up to 64 chunks (the backward then
-    recomputes no state update), else about sqrt(nc) (O(sqrt(nc)) states kept, one extra update per chunk)."""
-    return 1 if nc <= ALL_STATES_UP_TO else max(1, math.isqrt(nc))
+def auto_group(nc: int, state_bytes: int) -> int:
+    """Chunks between saved states when ``checkpoint_group=0``: 1 (every chunk-start state is kept, so the
+    backward recomputes no state update) while those states take at most 128 MiB, else about sqrt(nc)
+    (O(sqrt(nc)) states kept, one extra state update per chunk in the backward)."""
+    return 1 if nc * state_bytes <= ALL_STATES_BUDGET else max(1, math.isqrt(nc))
 
 
 def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
@@ -261,16 +263,10 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     if T == 0:
         return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
     b = chunk_size
-    nc = -(-T // b)
-    pad = nc * b - T
+    nc, pad, chunks = chunk_layout(N, T, b)
     update_last = pad == 0 or commit_partial
     has_momentum = momentum is not None
     douts = tuple(w.shape[-1] for w in weights)
-
-    def chunks(x: Tensor) -> Tensor:  # [N, T, C] -> [nc, N, b, C]
-        if pad:
-            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
-        return x.view(N, nc, b, x.shape[-1]).transpose(0, 1)
 
     kc, qc, vc = chunks(k), chunks(q), chunks(v)
     last = (b - pad - 1) if update_last else None
@@ -300,7 +296,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     else:
         off = qb = None
         vin = vc
-    group = checkpoint_group if checkpoint_group > 0 else auto_group(nc)
+    state_bytes = sum(w.numel() * w.element_size() for w in weights) * (2 if has_momentum else 1)
+    group = checkpoint_group if checkpoint_group > 0 else auto_group(nc, state_bytes)
     WS0 = [torch.cat([w, s], dim=-1) for w, s in zip(weights, momentum)] if has_momentum else list(weights)
     flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None]
     meta = (depth, has_momentum, activation, ln_eps, b, update_last, group, bool(compile), douts)
