@@ -22,6 +22,9 @@ Method
 - titans-pytorch gets slower per token as the sequence grows (it concatenates per-chunk updates); rows whose
   estimated time exceeds --baseline-budget seconds are skipped and marked as such.
 
+Implementations: --impls titans (the scan operator, default), titans-compiled (the same with compile=True),
+titans-autograd (the autograd reference path), comma-separated; titans-pytorch is added when installed.
+
 Usage: python scripts/bench_memory.py [--lengths 1024,2048] [--chunks 16,64] [--quick] [--no-baseline]
                                       [--json OUT] [--threads 1] [--allocator auto|glibc|jemalloc|tcmalloc]
 """

@@ -5,6 +5,10 @@
     y, state = mem(x)                # write-then-read over x [B, T, dim]
     y2, state = mem(x_next, state)   # continue the stream
     h, state = mem.retrieve(x, state)  # MAC read-only retrieval (eq. 21)
+
+Implementations of the recurrence, from slow and obvious to fast, each tested against the previous one:
+``naive_memory`` (token by token), ``chunked_memory`` (chunked, autograd through every chunk) and
+``memory_scan`` (one autograd operator with a hand-derived backward, the default).
 """
 
 from .chunked import chunked_memory

@@ -1,4 +1,7 @@
-"""The fast chunked memory op: paper eqs. 13-18 in dual (attention-like) form.
+"""The chunked memory op with autograd through every chunk: paper eqs. 13-18 in dual (attention-like) form.
+
+This is the reference that ``scan.memory_scan`` (the default, with a hand-written backward) is tested against
+(``MemoryConfig(impl="autograd")`` selects it); it is itself tested against the token-by-token oracle.
 
 For a chunk with start state (W, S) = (M_{t'}, S_{t'}) and tokens i = 1..b (relative), every inner gradient
 is taken at W (eq. 16-17 chunk rule) and is a sum of per-token outer products, u_i = h_i^T delta_i per layer
@@ -198,7 +201,7 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
                                                     first_preact=zk_first, offset=offset[c] if offset else None)
         read = {id(co): co.read_coefs(c) for co in distinct}
         # read: y_t = M_t(q_t), layer by layer (dual form, see module docstring)
-        h = Qc = qc_list[c]
+        h = qc_list[c]
         for layer in range(depth):
             if layer == 0 and fold:  # A, B already in zq_first; D * scores precomputed
                 z = torch.baddbmm(zq_first, dscores0[c], deltas[0], alpha=-1.0)

@@ -1,7 +1,8 @@
 """The memory recurrence as one autograd operator (paper eqs. 13-18 with the chunk-start rule).
 
 ``memory_scan`` has the signature and the semantics of ``chunked.chunked_memory`` (the autograd reference) and
-computes the same values and gradients, with far fewer operations and far less memory:
+computes the same values and gradients with fewer operations (for the tiny LMM at 1K tokens, 30% fewer ATen ops
+eager and 74% fewer compiled) and far less memory (4.7x less at 16K tokens for the memory alone):
 
 1. Everything that does not depend on the memory state is computed before the chunk loop, batched over all
    chunks, with ordinary autograd ops: the decay/momentum coefficients of every chunk (cumulative-product
@@ -13,8 +14,8 @@ computes the same values and gradients, with far fewer operations and far less m
    of the chunk step (``step.chunk_backward``, which includes the second-order terms through the inner
    gradient).
 Peak memory: O(T / (b G)) saved states + G states of the group being differentiated + O(T d) inputs.
-The chunk step can be compiled with ``torch.compile`` (``compile=True``): fused C++ kernels on CPU, Triton on
-GPU; the eager functions are the fallback and the tested default.
+The chunk step can be compiled with ``torch.compile`` (``compile=True``): fused C++ kernels on CPU (Triton on a
+GPU, not yet run there); the eager functions are the fallback and the tested default.
 """
 
 from __future__ import annotations
