@@ -83,7 +83,7 @@ def ln_backward(g: Tensor, z: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
     return ATEN.native_layer_norm_backward(g, z, z.shape[-1:], mean, rstd, None, None, [True, False, False])[0]
 
 
-def ln_backward_input_vjp(w: Tensor, g: Tensor, n: Tensor, rstd: Tensor, out: Tensor) -> Tensor:
+def ln_backward_input_vjp(w: Tensor, g: Tensor, n: Tensor, rstd: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
     """The part of d<w, LN'(z)^T g>/dz that comes from z inside LN'(z) (g held fixed), expressed as the
     argument G and the extra term of  d/dz = LN'(z)^T G - (rstd <w, out> / D) n  (out = LN'(z)^T g).
 
