@@ -28,7 +28,7 @@ from torch import Tensor
 from . import mlp
 
 
-def _ratio_matrix(cum: Tensor) -> Tensor:
+def ratio_matrix(cum: Tensor) -> Tensor:
     """R[..., t, s] = exp(cum[t] - cum[s]) for s <= t, else 0.  cum: [..., b, C] -> [..., b, b, C]."""
     b = cum.shape[-2]
     diff = cum.unsqueeze(-2) - cum.unsqueeze(-3)  # [..., t, s, C]
@@ -73,7 +73,7 @@ class _LayerCoefs:
         cum_a = log_decay.cumsum(-2) if log_decay is not None else None  # [nc, N, b, C]
         if cum_e is not None:
             E = torch.exp(cum_e)
-            P_lr = _ratio_matrix(cum_e.unsqueeze(-1))[..., 0] * lr.unsqueeze(-2)  # (E_s/E_i) theta_i  [nc, N, s, i]
+            P_lr = ratio_matrix(cum_e.unsqueeze(-1))[..., 0] * lr.unsqueeze(-2)  # (E_s/E_i) theta_i  [nc, N, s, i]
         else:
             E = P_lr = None
         # all chunks stacked ([nc, N, t, *]) for work done before the loop, and unbound per chunk
@@ -83,7 +83,7 @@ class _LayerCoefs:
         self.B = self.D = self.B_all = self.D_all = None
         if not self.channelwise:
             ones = torch.ones(b, b, dtype=lr.dtype, device=lr.device).tril()
-            Q = _ratio_matrix(cum_a)[..., 0] if cum_a is not None else ones  # (A_t / A_s), s <= t
+            Q = ratio_matrix(cum_a)[..., 0] if cum_a is not None else ones  # (A_t / A_s), s <= t
             if P_lr is not None:
                 self.D_all = Q @ P_lr
                 self.B_all = Q @ E.unsqueeze(-1)
@@ -108,7 +108,7 @@ class _LayerCoefs:
         A = self.A[c] if self.A is not None else None
         if not self.channelwise:
             return A, (self.B[c] if self.B is not None else None), self.D[c]
-        Q = _ratio_matrix(self._cum_a[c])  # [N, t, s, C]
+        Q = ratio_matrix(self._cum_a[c])  # [N, t, s, C]
         if self._P_lr is not None:
             D = torch.einsum("ntsc,nsi->ntic", Q, self._P_lr[c])
             B = torch.einsum("ntsc,ns->ntc", Q, self._E[c])

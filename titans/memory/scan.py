@@ -29,19 +29,10 @@ import torch
 from torch import Tensor
 
 from . import step as S_
-from .chunked import chunk_layout
-
+from .chunked import chunk_layout, ratio_matrix
 
 
 # ----------------------------------------------------------------------------------------------- coefficients
-def _ratio(cum: Tensor) -> Tensor:
-    """R[..., t, s, C] = exp(cum[t] - cum[s]) for s <= t, else 0.  cum: [..., b, C]."""
-    b = cum.shape[-2]
-    diff = cum.unsqueeze(-2) - cum.unsqueeze(-3)
-    upper = torch.ones(b, b, dtype=torch.bool, device=cum.device).triu(1).unsqueeze(-1)
-    return torch.exp(diff.masked_fill(upper, float("-inf")))
-
-
 def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, last: int | None):
     """Coefficients of all chunks at once for one memory layer (see step.py for their meaning).
 
@@ -55,7 +46,7 @@ def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, la
     if log_decay is not None:
         cum_a = log_decay.cumsum(-2)
         A = torch.exp(cum_a)  # [nc, N, t, C]
-        Qm = _ratio(cum_a)  # [nc, N, t, s, C]
+        Qm = ratio_matrix(cum_a)  # [nc, N, t, s, C]
         if not channelwise:
             Qm = Qm[..., 0]
     else:
@@ -64,7 +55,8 @@ def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, la
     if log_eta is not None:
         cum_e = log_eta[..., 0].cumsum(-1)
         E = torch.exp(cum_e)  # [nc, N, b]
-        P = _ratio(cum_e.unsqueeze(-1))[..., 0] * lr_i.unsqueeze(-2)  # (E_s / E_i) theta_i, i <= s  [nc, N, s, i]
+        # (E_s / E_i) theta_i for i <= s  [nc, N, s, i]
+        P = ratio_matrix(cum_e.unsqueeze(-1))[..., 0] * lr_i.unsqueeze(-2)
         if channelwise:
             D = torch.einsum("xntsc,xnsi->xntic", Qm, P)
             B = torch.einsum("xntsc,xns->xntc", Qm, E)
