@@ -99,7 +99,7 @@ class MemoryConfig:
         if self.compile and self.impl != "scan":
             bad("compile=True needs impl='scan' (the autograd reference is never compiled)")
         if self.checkpoint_group < 0:
-            bad(f"checkpoint_group must be >= 0 (0 = off), got {self.checkpoint_group}")
+            bad(f"checkpoint_group must be >= 0 (0 = the default: see the docstring), got {self.checkpoint_group}")
         if not self.max_lr > 0:
             bad(f"max_lr must be > 0, got {self.max_lr}")
         if not 0 < self.theta_init < self.max_lr:

@@ -21,9 +21,9 @@ from torch import Tensor
 
 from . import mlp
 from .chunked import chunked_memory
-from .scan import memory_scan
 from .config import MemoryConfig
 from .gates import Gates, MemoryGates
+from .scan import memory_scan
 from .state import MemoryState
 
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from . import mlp
 from .mlp import LOSS_GRAD_SCALE
 
 ATEN = torch.ops.aten
@@ -45,11 +45,13 @@ ATEN = torch.ops.aten
 
 # ----------------------------------------------------------------------------------------------- activations
 def act_fn(name: str):
-    return {"gelu": F.gelu, "silu": F.silu, "relu": F.relu, "tanh": torch.tanh}[name]
+    """sigma (the memory MLP's activation, as ``mlp.activation`` defines it)."""
+    return mlp.activation(name)[0]
 
 
 def act_grad(name: str, g: Tensor, z: Tensor) -> Tensor:
-    """g * sigma'(z)."""
+    """g * sigma'(z) with ATen's fused kernels (no autograd runs here, so unlike ``mlp.activation``'s backward
+    these need not be differentiable themselves)."""
     if name == "gelu":
         return ATEN.gelu_backward(g, z)
     if name == "silu":
@@ -74,13 +76,14 @@ def act_grad2(name: str, g: Tensor, z: Tensor) -> Tensor | None:
 
 # ----------------------------------------------------------------------------------------------- LayerNorm
 def ln_forward(z: Tensor, eps: float):
-    """Parameter-free LayerNorm over the last axis: (n, mean, rstd)."""
-    return ATEN.native_layer_norm(z, z.shape[-1:], None, None, eps)
+    """Parameter-free LayerNorm over the last axis (``mlp.layer_norm``): (n, mean, rstd)."""
+    n, (_, mean, rstd) = mlp.layer_norm(z, eps)
+    return n, mean, rstd
 
 
 def ln_backward(g: Tensor, z: Tensor, mean: Tensor, rstd: Tensor) -> Tensor:
-    """LN'(z)^T g = rstd (g - mean(g) - n mean(g n))."""
-    return ATEN.native_layer_norm_backward(g, z, z.shape[-1:], mean, rstd, None, None, [True, False, False])[0]
+    """LN'(z)^T g = rstd (g - mean(g) - n mean(g n)) (``mlp.layer_norm_backward``)."""
+    return mlp.layer_norm_backward(g, (z, mean, rstd))
 
 
 def ln_backward_input_vjp(w: Tensor, g: Tensor, n: Tensor, rstd: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
