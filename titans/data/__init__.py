@@ -1,8 +1,9 @@
-"""Data: the bundled corpus, tokenizers, language-model and BABILong datamodules and the resumable sampler."""
+"""Data: the bundled corpus, tokenizers, language-model, BABILong and MQAR datamodules and the resumable sampler."""
 
 from titans.data.babilong import BabilongDataModule
 from titans.data.base import PackedLMDataModule
 from titans.data.errors import DataUnavailableError
+from titans.data.mqar import MQARDataModule
 from titans.data.sampler import ResumableSampler
 from titans.data.text import TextDataModule
 from titans.data.tokenizers import build_tokenizer, tokenizer_fingerprint
@@ -12,6 +13,7 @@ __all__ = [
     "BabilongDataModule",
     "DataUnavailableError",
     "FineWebEduDataModule",
+    "MQARDataModule",
     "PackedLMDataModule",
     "ResumableSampler",
     "TextDataModule",

@@ -41,6 +41,10 @@ class ResumableSampler(Sampler[int]):
         epoch, perm = None, None
         while True:
             e, position = divmod(g, self.num_samples)
+            if not self.shuffle:  # the identity order: no permutation to build (streams may be huge)
+                yield position
+                g += self.world_size
+                continue
             if e != epoch:
                 epoch, perm = e, epoch_permutation(self.num_samples, self.seed, e, self.shuffle)
             yield int(perm[position])

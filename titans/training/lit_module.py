@@ -48,8 +48,8 @@ class LitCausalLM(L.LightningModule):
         self.save_hyperparameters()
         self.hparams["model_config"] = self.net.config.to_dict()
         self._step_started: float | None = None
-        self._val_loss_sum = 0.0
-        self._val_tokens = 0
+        self._val_loss_sum, self._val_tokens = 0.0, 0
+        self._val_correct, self._val_supervised = 0, 0
 
     # ---- forward / steps -------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -82,22 +82,46 @@ class LitCausalLM(L.LightningModule):
         n = int((labels[:, 1:] != -100).sum())  # the targets the loss averages over (all tokens but the first for LM)
         if n == 0:
             return None
-        loss = self._loss(batch)
-        self._val_loss_sum += loss.item() * n
+        if batch.get("labels") is None:
+            loss = self._loss(batch)
+            self._val_loss_sum += loss.item() * n
+        else:
+            loss, correct = self._supervised_loss_and_correct(batch)
+            self._val_loss_sum += loss.item()
+            self._val_correct += correct
+            self._val_supervised += n
         self._val_tokens += n
         return loss
 
+    @torch.no_grad()
+    def _supervised_loss_and_correct(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy and the number of argmax hits over the supervised targets of a labelled batch
+        (task answers: MQAR values, BABILong answers). Logits are formed for those positions only."""
+        hidden = self.net.model(input_ids=batch["input_ids"]).last_hidden_state[:, :-1]
+        targets = batch["labels"][:, 1:]
+        supervised = targets != -100
+        logits = self.net.lm_head(hidden[supervised])
+        logits = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
+        targets = targets[supervised]
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+        return loss, int((logits.argmax(dim=-1) == targets).sum())
+
     def on_validation_epoch_start(self) -> None:
         self._val_loss_sum, self._val_tokens = 0.0, 0
+        self._val_correct, self._val_supervised = 0, 0
 
     def on_validation_epoch_end(self) -> None:
-        totals = torch.tensor([self._val_loss_sum, float(self._val_tokens)], dtype=torch.float64, device=self.device)
+        totals = torch.tensor([self._val_loss_sum, float(self._val_tokens), float(self._val_correct),
+                               float(self._val_supervised)], dtype=torch.float64, device=self.device)
         totals = self.trainer.strategy.reduce(totals, reduce_op="sum") if self.trainer.world_size > 1 else totals
         if totals[1] == 0:
             return
+        self.validated_at_step = self.global_step
         loss = (totals[0] / totals[1]).item()
         self.log("val/loss", loss, prog_bar=True, sync_dist=False, rank_zero_only=True)
         self.log("val/ppl", math.exp(min(loss, 50.0)), prog_bar=True, sync_dist=False, rank_zero_only=True)
+        if totals[3] > 0:  # labelled batches: the fraction of supervised tokens predicted exactly (argmax)
+            self.log("val/acc", (totals[2] / totals[3]).item(), prog_bar=True, sync_dist=False, rank_zero_only=True)
 
     # ---- throughput ------------------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -80,7 +81,8 @@ def train(cfg: DictConfig) -> dict:
     init_from = init_from_path(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
-    tokenizer = instantiate(cfg.tokenizer)
+    # synthetic tasks (data=mqar) bring their own vocabulary and run with tokenizer=null
+    tokenizer = instantiate(cfg.tokenizer) if cfg.get("tokenizer") else None
     datamodule: L.LightningDataModule = instantiate(cfg.data, tokenizer=tokenizer)
 
     callbacks = _instantiate_list(cfg.get("callbacks"))
@@ -94,15 +96,24 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
 
-    # The model's vocabulary comes from the tokenizer unless model.net.vocab_size is given (e.g. padded).
+    # The model's vocabulary comes from the data (its tokenizer) unless model.net.vocab_size is given (e.g. padded).
     requested_vocab = cfg.model.net.get("vocab_size")
+    data_vocab = int(datamodule.vocab_size)
     if requested_vocab is not None:
-        check_vocab(tokenizer, int(requested_vocab))
+        if tokenizer is not None:
+            check_vocab(tokenizer, int(requested_vocab))
+        elif int(requested_vocab) < data_vocab:
+            raise ValueError(f"model.net.vocab_size={requested_vocab} is smaller than the data's {data_vocab} "
+                             f"tokens: remove the override or raise it")
+    tokenizer_config = None
+    if tokenizer is not None:
+        tokenizer_config = dict(getattr(tokenizer, "titans_config", None)
+                                or OmegaConf.to_container(cfg.tokenizer, resolve=True))
     model: L.LightningModule = instantiate(
         cfg.model,
-        vocab_size=int(requested_vocab or len(tokenizer)),
+        vocab_size=int(requested_vocab or data_vocab),
         tokens_per_step=tokens_per_step,
-        tokenizer=dict(getattr(tokenizer, "titans_config", None) or OmegaConf.to_container(cfg.tokenizer, resolve=True)),
+        tokenizer=tokenizer_config,
         _convert_="all",
     )
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
@@ -119,9 +130,27 @@ def train(cfg: DictConfig) -> dict:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+    if _needs_final_validation(trainer, model):
+        # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
+        trainer.validate(model=model, datamodule=datamodule, verbose=False)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
-        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path, **metrics}
+        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
+                   "global_step": int(trainer.global_step), **metrics}
         log.info("finished: %s", summary)
+        write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics
+
+
+def _needs_final_validation(trainer: L.Trainer, model: L.LightningModule) -> bool:
+    return (trainer.global_step > 0 and trainer.limit_val_batches != 0 and not trainer.interrupted
+            and getattr(model, "validated_at_step", trainer.global_step) != trainer.global_step)
+
+
+def write_metrics(output_dir: Path, summary: dict) -> Path:
+    """The run's final metrics as ``metrics.json`` in its output directory (read by sweeps and demos)."""
+    path = output_dir / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return path
