@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install install-bench train test test-fast bench eval demo-long-context reproduce-table clean
+.PHONY: install install-bench train test test-fast bench eval demo-long-context demo-recall reproduce-table clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ eval: install
 ## tiny MAC vs tiny SWA on S-NIAH passkey beyond the attention span (CPU, bounded time)
 demo-long-context: install
 	$(BIN)/python scripts/demo_long_context.py $(ARGS)
+
+## associative recall (MQAR) beyond the attention window, every variant: table + plot in experiments/results/recall/
+## (up to 20 CPU-minutes per run, two runs at a time; ARGS="--minutes 5" for a shorter budget)
+demo-recall: install
+	$(BIN)/python scripts/demo_recall.py $(ARGS)
 
 ## evaluate checkpoints and print the paper's tables beside ours: make reproduce-table ARGS="--ckpt PATH ..."
 reproduce-table: install

@@ -116,3 +116,26 @@ def test_tiny_training_run_reports_accuracy(tmp_path):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["hyper_parameters"]["model_config"]["vocab_size"] == 1 + 2 * 64 + 16
     assert ckpt["hyper_parameters"]["tokenizer"] is None
+
+
+def test_demo_recall_plans_both_settings_and_the_pairs_curve():
+    import importlib.util
+
+    from train_helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("demo_recall", ROOT / "scripts" / "demo_recall.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    args = demo.parse_args(["--variants", "transformer", "lmm", "--pairs-sweep", "4", "--pairs-variants", "lmm"])
+    runs = demo.plan(args)
+    assert [r["name"] for r in runs] == ["transformer_within_p8", "lmm_within_p8", "transformer_beyond_p8",
+                                        "lmm_beyond_p8", "lmm_beyond_p4"]
+    within, beyond = runs[0], runs[2]
+    # within: queries right after the pairs, the whole sequence inside the 32-token window
+    assert within["gap"] == 0 and within["seq_len"] == 1 + 4 * 8 <= demo.WINDOW + 1
+    assert beyond["gap"] == 64 > demo.WINDOW and beyond["seq_len"] >= 1 + 4 * 8 + 64
+    for run in runs:
+        MQARSpec(seq_len=run["seq_len"], num_pairs=run["pairs"], gap=run["gap"])  # every planned shape is valid
+    results = [dict(r, accuracy=0.5, steps=10, seconds=60.0) for r in runs]
+    table = demo.markdown(results, args, chance=1 / 64)
+    assert "| lmm | 0.500 | 0.500 |" in table and "4 pairs" in table

@@ -11,11 +11,50 @@ def _is_lightning_checkpoint(path: Path) -> bool:
     return path.is_file() and path.suffix in {".ckpt", ".pt", ".pth"}
 
 
+class CorruptCheckpointError(ValueError):
+    """The file is truncated or is not a torch checkpoint at all."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file asks the unpickler for objects beyond tensors and plain containers (it could run code)."""
+
+
+def safe_torch_load(path: str | Path, map_location: str = "cpu") -> dict:
+    """``torch.load`` restricted to tensors and plain Python containers (``weights_only=True``).
+
+    A pickle may name any callable to run while it is read (``os.system`` included); the weights-only
+    unpickler refuses every global outside torch's allow-list, so a crafted file fails here before
+    anything runs. Our checkpoints (train.py's, Lightning's) need nothing beyond that list.
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err).strip()
+        if "GLOBAL" not in text:  # no forbidden callable named: the bytes are just not a checkpoint
+            raise CorruptCheckpointError(f"{path} is not a readable checkpoint: it is corrupt or not a torch file; "
+                                         f"use another checkpoint of the run") from None
+        refused = next(line.strip() for line in text.splitlines() if "GLOBAL" in line)
+        raise UnsafeCheckpointError(
+            f"refused to load {path}: it is not a plain weights checkpoint ({refused[:160]}); loading it could "
+            f"run code. train.py's checkpoints never need more: load only files you trust, re-exported as a "
+            f"state_dict or a Hugging Face directory"
+        ) from None
+    except (RuntimeError, EOFError) as err:
+        raise CorruptCheckpointError(f"{path} is not a readable checkpoint ({_first_line(str(err))}): it is "
+                                     f"truncated or not a torch file; use another checkpoint of the run") from None
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["unknown error"])[0][:200]
+
+
 def load_lightning_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist: pass a Lightning .ckpt file or a Hugging Face directory")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = safe_torch_load(path, map_location)
     hparams = ckpt.get("hyper_parameters", {})
     if "model_config" not in hparams or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a titans training checkpoint (no hyper_parameters.model_config/state_dict)")

@@ -129,7 +129,8 @@ def train(cfg: DictConfig) -> dict:
         log.info("initialised the model's weights from %s (weights only: fresh optimizer and schedule)", loaded)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+    # weights_only: a resumed checkpoint is read without running any code it may carry
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if _needs_final_validation(trainer, model):
         # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
         trainer.validate(model=model, datamodule=datamodule, verbose=False)

@@ -1,0 +1,200 @@
+"""Associative recall on a CPU: which models can answer when the key-value pairs are beyond the attention span?
+
+Runs ``train.py experiment=mqar_gap`` (titans/data/mqar.py) for every variant in two settings and writes a
+table, a JSON file and a plot to ``experiments/results/recall/``:
+
+    within  the queries follow the pairs at once (sequence 1 + 4 * pairs): everything is inside the 32-token
+            attention window / MAC segment, so attention alone can answer;
+    beyond  ``--gap`` filler tokens (default 64) separate the pairs from the queries: only a long-term memory
+            can carry the pairs to them.
+
+and, for ``--pairs-variants``, accuracy against the number of pairs in the ``beyond`` setting.
+
+Each run trains until its validation accuracy reaches ``--stop-at`` or its ``--minutes`` are spent, whichever
+comes first, and reports the accuracy of the model it ends with (1024 held-out sequences). Runs go ``--jobs``
+at a time with one CPU thread each (on 2 cores two single-threaded runs beat one two-threaded run).
+
+    python scripts/demo_recall.py                         # the full sweep (make demo-recall)
+    python scripts/demo_recall.py --variants lmm swa --settings beyond --minutes 2   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ["transformer", "swa", "lmm", "mac", "mag", "mal", "deltanet", "gated_deltanet", "ttt"]
+WINDOW = 32  # configs/experiment/mqar_gap.yaml: window and segment_len
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=VARIANTS)
+    p.add_argument("--settings", nargs="+", default=["within", "beyond"], choices=["within", "beyond"])
+    p.add_argument("--pairs", type=int, default=8, help="key-value pairs per sequence (default 8)")
+    p.add_argument("--gap", type=int, default=64, help="filler tokens of the beyond setting (default 64)")
+    p.add_argument("--pairs-sweep", type=int, nargs="*", default=[4, 16],
+                   help="extra numbers of pairs for the accuracy-vs-pairs curve (beyond setting)")
+    p.add_argument("--pairs-variants", nargs="*", default=["swa", "lmm", "mac", "gated_deltanet"])
+    p.add_argument("--minutes", type=float, default=20.0, help="training budget per run (default 20)")
+    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--stop-at", type=float, default=0.99, help="stop a run once val/acc reaches this")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default=str(ROOT / "experiments" / "results" / "recall"))
+    p.add_argument("--log-dir", default=str(ROOT / "logs"))
+    p.add_argument("--override", nargs="*", default=[], help="extra train.py overrides for every run")
+    return p.parse_args(argv)
+
+
+def seq_len_for(pairs: int, gap: int) -> int:
+    need = 1 + 4 * pairs + gap
+    return need if gap == 0 else max(128, -(-need // 16) * 16)
+
+
+def plan(args) -> list[dict]:
+    runs = []
+    for setting in args.settings:
+        gap = 0 if setting == "within" else args.gap
+        for variant in args.variants:
+            runs.append(dict(variant=variant, setting=setting, pairs=args.pairs, gap=gap))
+    if "beyond" in args.settings:
+        for pairs in args.pairs_sweep:
+            for variant in args.pairs_variants:
+                runs.append(dict(variant=variant, setting="beyond", pairs=pairs, gap=args.gap))
+    for run in runs:
+        run["seq_len"] = seq_len_for(run["pairs"], run["gap"])
+        run["name"] = f"{run['variant']}_{run['setting']}_p{run['pairs']}"
+    return runs
+
+
+def train_one(run: dict, args, stamp: str) -> dict:
+    out = Path(args.log_dir) / "mqar_gap" / "demo_recall" / stamp / run["name"]
+    hours, rest = divmod(int(args.minutes * 60), 3600)
+    overrides = [
+        "experiment=mqar_gap", f"model={run['variant']}", f"seed={args.seed}",
+        f"data.num_pairs={run['pairs']}", f"data.gap={run['gap']}", f"data.seq_len={run['seq_len']}",
+        f"trainer.max_steps={args.max_steps}", f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
+        f"callbacks.early_stop.stopping_threshold={args.stop_at}",
+        "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={out}", *args.override,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
+    started = time.time()
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    result = dict(run, seconds=round(time.time() - started, 1), output_dir=str(out), command=" ".join(
+        ["python train.py", *overrides[:-2]]))
+    metrics_file = out / "metrics.json"
+    if proc.returncode != 0 or not metrics_file.is_file():
+        result["error"] = (proc.stderr or proc.stdout)[-2000:]
+        print(f"[demo-recall] {run['name']}: FAILED (see {out})", flush=True)
+        return result
+    metrics = json.loads(metrics_file.read_text())
+    result.update(accuracy=metrics.get("val/acc"), steps=metrics.get("global_step"), val_loss=metrics.get("val/loss"))
+    print(f"[demo-recall] {run['name']}: accuracy {result['accuracy']:.3f} after {result['steps']} steps "
+          f"({result['seconds']:.0f} s)", flush=True)
+    return result
+
+
+def markdown(results: list[dict], args, chance: float) -> str:
+    main = [r for r in results if r["pairs"] == args.pairs]
+    lines = [f"MQAR, {args.pairs} pairs, 2 blocks x width 64, window/segment {WINDOW}; accuracy on 1024 held-out "
+             f"sequences (chance {chance:.3f}); each run up to {args.minutes:g} CPU-minutes (1 thread) or until "
+             f"accuracy {args.stop_at}.", "",
+             "| variant | " + " | ".join(f"{s} (gap {0 if s == 'within' else args.gap})" for s in args.settings)
+             + " | steps | minutes |",
+             "|---|" + "---|" * (len(args.settings) + 2)]
+    for variant in args.variants:
+        row = {r["setting"]: r for r in main if r["variant"] == variant}
+        cells = [_acc(row.get(s)) for s in args.settings]
+        steps = "/".join(str(row[s].get("steps", "-")) for s in args.settings if s in row)
+        minutes = "/".join(f"{row[s]['seconds'] / 60:.1f}" for s in args.settings if s in row)
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {steps} | {minutes} |")
+    sweep = sorted({r["pairs"] for r in results if r["setting"] == "beyond"})
+    if len(sweep) > 1:
+        lines += ["", f"Accuracy vs number of pairs (gap {args.gap}):", "",
+                  "| variant | " + " | ".join(f"{p} pairs" for p in sweep) + " |", "|---|" + "---|" * len(sweep)]
+        for variant in args.pairs_variants:
+            row = {r["pairs"]: r for r in results if r["setting"] == "beyond" and r["variant"] == variant}
+            lines.append(f"| {variant} | " + " | ".join(_acc(row.get(p)) for p in sweep) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _acc(result: dict | None) -> str:
+    if result is None:
+        return "-"
+    return "failed" if result.get("accuracy") is None else f"{result['accuracy']:.3f}"
+
+
+def plot(results: list[dict], args, chance: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
+    main = [r for r in results if r["pairs"] == args.pairs]
+    width = 0.8 / max(1, len(args.settings))
+    for i, setting in enumerate(args.settings):
+        accs = [next((r.get("accuracy") or 0.0 for r in main if r["variant"] == v and r["setting"] == setting), 0.0)
+                for v in args.variants]
+        axes[0].bar([x + i * width for x in range(len(args.variants))], accs, width,
+                    label=f"{setting} the window (gap {0 if setting == 'within' else args.gap})")
+    axes[0].axhline(chance, color="grey", linestyle=":", label="chance")
+    axes[0].set_xticks([x + width * (len(args.settings) - 1) / 2 for x in range(len(args.variants))])
+    axes[0].set_xticklabels(args.variants, rotation=30)
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"MQAR, {args.pairs} pairs, window/segment {WINDOW}")
+    for variant in args.pairs_variants:
+        pts = sorted((r["pairs"], r.get("accuracy") or 0.0) for r in results
+                     if r["setting"] == "beyond" and r["variant"] == variant)
+        if pts:
+            axes[1].plot(*zip(*pts), marker="o", label=variant)
+    axes[1].set_xlabel("key-value pairs")
+    axes[1].set_ylabel("accuracy")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_title(f"pairs beyond the window (gap {args.gap})")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from titans.data.mqar import MQARSpec
+
+    chance = MQARSpec().chance  # num_keys of configs/data/mqar.yaml (64)
+    runs = plan(args)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    print(f"[demo-recall] {len(runs)} runs, {args.jobs} at a time, up to {args.minutes:g} min each "
+          f"(at most {len(runs) * args.minutes / args.jobs:.0f} min)", flush=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda r: train_one(r, args, stamp), runs))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    day = dt.date.today().isoformat()
+    table = markdown(results, args, chance)
+    (out / f"mqar_{day}.md").write_text(table)
+    (out / f"mqar_{day}.json").write_text(json.dumps(
+        {"date": day, "args": vars(args), "chance": chance, "results": results}, indent=2) + "\n")
+    plot(results, args, chance, out / f"mqar_{day}.png")
+    print(table)
+    print(f"[demo-recall] wrote {out}/mqar_{day}.{{md,json,png}}")
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())
