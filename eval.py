@@ -9,6 +9,10 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
+from titans.cpu_threads import configure_cpu_threads  # noqa: E402
+
+configure_cpu_threads()  # before torch: OpenMP reads its settings once
+
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 

@@ -78,3 +78,22 @@ def test_fsdp_policy_wraps_each_block():
     policy = block_wrap_policy()
     wrapped = [m for m in model.modules() if type(m) in policy._module_classes]
     assert len(wrapped) == model.config.n_layers and all(isinstance(m, Block) for m in wrapped)
+
+
+# ---------------------------------------------------------------------------------------------- CPU threads
+from titans.cpu_threads import choose_cpu_threads  # noqa: E402
+
+
+@pytest.mark.parametrize("cores, load, env, threads, policy", [
+    (2, 0.05, {}, 2, None),              # idle: every core, OpenMP's default (spinning is fastest alone)
+    (2, 2.1, {}, 1, None),               # two busy processes on 2 cores: one thread, nothing to spin against
+    (16, 4.0, {}, 12, "PASSIVE"),        # shared big machine: the free cores, waiting threads sleep
+    (8, 20.0, {}, 1, None),              # overloaded: never zero threads
+    (2, None, {}, 2, None),              # load unknown (no getloadavg): torch's default
+    (2, 2.0, {"OMP_NUM_THREADS": "2"}, 2, None),                            # the user's choice wins
+    (16, 4.0, {"OMP_WAIT_POLICY": "ACTIVE"}, 12, "ACTIVE"),
+])
+def test_cpu_threads_follow_the_free_cores(cores, load, env, threads, policy):
+    choice = choose_cpu_threads(cores, load, env)
+    assert (choice.threads, choice.wait_policy) == (threads, policy)
+    assert choice.describe().startswith(f"[titans] CPU threads: {threads} ")
