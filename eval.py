@@ -16,12 +16,14 @@ configure_cpu_threads()  # before torch: OpenMP reads its settings once
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from titans.cli import report_expected_errors  # noqa: E402
 from titans.training.hydra_utils import register_resolvers  # noqa: E402
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval.yaml")
+@report_expected_errors
 def main(cfg: DictConfig) -> None:
     from titans.eval.runner import evaluate_checkpoint
 

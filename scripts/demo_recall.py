@@ -33,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["transformer", "swa", "lmm", "mac", "mag", "mal", "deltanet", "gated_deltanet", "ttt"]
 WINDOW = 32  # configs/experiment/mqar_gap.yaml: window and segment_len
+# At width 64 the MAC and MAG mixers alone hold more weights than a whole Transformer++ block, so their SwiGLU
+# cannot absorb the difference (build_causal_lm's parameter matching): they keep the default SwiGLU width.
+VARIANT_OVERRIDES = {"mac": ["+model.net.match_params=false"], "mag": ["+model.net.match_params=false"]}
 
 
 def parse_args(argv=None):
@@ -52,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", default=str(ROOT / "experiments" / "results" / "recall"))
     p.add_argument("--log-dir", default=str(ROOT / "logs"))
     p.add_argument("--override", nargs="*", default=[], help="extra train.py overrides for every run")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other runs of today's results file (re-running some variants)")
     return p.parse_args(argv)
 
 
@@ -84,7 +89,8 @@ def train_one(run: dict, args, stamp: str) -> dict:
         f"data.num_pairs={run['pairs']}", f"data.gap={run['gap']}", f"data.seq_len={run['seq_len']}",
         f"trainer.max_steps={args.max_steps}", f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
         f"callbacks.early_stop.stopping_threshold={args.stop_at}",
-        "callbacks.progress_bar.refresh_rate=0", f"hydra.run.dir={out}", *args.override,
+        "callbacks.progress_bar.refresh_rate=0", *VARIANT_OVERRIDES.get(run["variant"], []), *args.override,
+        f"hydra.run.dir={out}",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
@@ -92,7 +98,7 @@ def train_one(run: dict, args, stamp: str) -> dict:
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     result = dict(run, seconds=round(time.time() - started, 1), output_dir=str(out), command=" ".join(
-        ["python train.py", *overrides[:-2]]))
+        ["python train.py", *overrides[:-1]]))
     metrics_file = out / "metrics.json"
     if proc.returncode != 0 or not metrics_file.is_file():
         result["error"] = (proc.stderr or proc.stdout)[-2000:]
@@ -185,6 +191,16 @@ def main(argv=None) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     day = dt.date.today().isoformat()
+    previous = out / f"mqar_{day}.json"
+    if args.merge and previous.is_file():
+        fresh = {r["name"] for r in results}
+        kept = [r for r in json.loads(previous.read_text())["results"] if r["name"] not in fresh]
+        results = kept + results
+        main_seen = {r["variant"] for r in results if r["pairs"] == args.pairs}
+        sweep_seen = {r["variant"] for r in results if r["pairs"] != args.pairs}
+        args.variants = [v for v in VARIANTS if v in main_seen]
+        args.pairs_variants = [v for v in VARIANTS if v in sweep_seen]
+        args.settings = [s for s in ("within", "beyond") if any(r["setting"] == s for r in results)]
     table = markdown(results, args, chance)
     (out / f"mqar_{day}.md").write_text(table)
     (out / f"mqar_{day}.json").write_text(json.dumps(

@@ -62,6 +62,21 @@ def test_ckpt_last_picks_the_newest_earlier_run(tmp_path):
     assert resolve_ckpt_path(None, tmp_path, "train", current) is None
 
 
+def test_ckpt_last_prefers_a_newer_interrupt_save_and_works_without_a_periodic_one(tmp_path):
+    run = tmp_path / "train" / "runs" / "a" / "checkpoints"
+    run.mkdir(parents=True)
+    current = tmp_path / "train" / "runs" / "b"
+    interrupted = run / "on_exception.ckpt"  # Ctrl-C before the first periodic save
+    interrupted.write_bytes(b"x")
+    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(interrupted)
+    periodic = run / "last.ckpt"  # step 15, then Ctrl-C at step 17 writes on_exception.ckpt
+    periodic.write_bytes(b"x")
+    os.utime(periodic, (time.time() - 50, time.time() - 50))
+    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(interrupted)
+    os.utime(interrupted, (time.time() - 100, time.time() - 100))  # resumed and saved again since
+    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(periodic)
+
+
 def test_ckpt_path_errors_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="ckpt_path=last found no"):
         resolve_ckpt_path("last", tmp_path, "train", tmp_path / "x")

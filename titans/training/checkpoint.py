@@ -19,7 +19,7 @@ class UnsafeCheckpointError(ValueError):
     """The file asks the unpickler for objects beyond tensors and plain containers (it could run code)."""
 
 
-def safe_torch_load(path: str | Path, map_location: str = "cpu") -> dict:
+def safe_torch_load(path: str | Path, map_location: str = "cpu", mmap: bool = False) -> dict:
     """``torch.load`` restricted to tensors and plain Python containers (``weights_only=True``).
 
     A pickle may name any callable to run while it is read (``os.system`` included); the weights-only
@@ -29,7 +29,7 @@ def safe_torch_load(path: str | Path, map_location: str = "cpu") -> dict:
     import pickle
 
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         text = str(err).strip()
         if "GLOBAL" not in text:  # no forbidden callable named: the bytes are just not a checkpoint
@@ -59,6 +59,36 @@ def load_lightning_checkpoint(path: str | Path, map_location: str = "cpu") -> di
     if "model_config" not in hparams or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a titans training checkpoint (no hyper_parameters.model_config/state_dict)")
     return ckpt
+
+
+#: model-config entries that change how the model runs, not what it computes: a resumed run may differ in them
+RUNTIME_KEYS = {"max_position_embeddings", "loss_chunk_size", "transformers_version", "architectures",
+                "_name_or_path", "torch_dtype", "dtype"}
+RUNTIME_MEMORY_KEYS = {"impl", "compile", "checkpoint_group"}
+
+
+def _comparable(config: dict) -> dict:
+    """The config's entries that define the model, flat: nested memory fields become ``memory.<field>``."""
+    out = {k: v for k, v in config.items() if k not in RUNTIME_KEYS and k != "memory"}
+    for k, v in (config.get("memory") or {}).items():
+        if k not in RUNTIME_MEMORY_KEYS:
+            out[f"memory.{k}"] = v
+    return out
+
+
+def check_resume_checkpoint(path: str | Path, model_config: dict, allow_config_change: bool = False) -> None:
+    """Before Lightning resumes from ``path``: the file must be a readable, safe train.py checkpoint whose model
+    is the one this run builds (same variant, shapes and memory rule; runtime options may differ)."""
+    ckpt = safe_torch_load(path, mmap=True)
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if "model_config" not in hparams or "state_dict" not in ckpt:
+        raise ValueError(f"ckpt_path={path} is not a train.py checkpoint (no hyper_parameters.model_config or "
+                         f"state_dict): resume from checkpoints/last.ckpt of a run, or use init_from= for weights")
+    theirs, ours = _comparable(hparams["model_config"]), _comparable(model_config)
+    if theirs != ours and not allow_config_change:
+        raise ValueError(f"ckpt_path={path} was trained with another model config "
+                         f"({_config_differences(theirs, ours)}, checkpoint -> this run): resume with the run's own "
+                         f"overrides, or allow_config_change=true to continue with this config anyway")
 
 
 def load_model_and_tokenizer(path: str | Path, map_location: str = "cpu"):

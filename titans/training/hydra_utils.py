@@ -20,8 +20,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("eval", lambda expr: eval(expr, {"__builtins__": {}}, {}))
 
 
+#: the files a run leaves to resume from: the periodic/last save and the one written when it was interrupted
+RESUMABLE = ("last.ckpt", "on_exception.ckpt")
+
+
 def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str, output_dir: str | Path) -> str | None:
-    """``last`` means the newest ``checkpoints/last.ckpt`` of an earlier run of the same task.
+    """``last`` means the newest resumable state of an earlier run of the same task: the most recently written of
+    its ``checkpoints/last.ckpt`` and ``checkpoints/on_exception.ckpt`` (Ctrl-C, SIGTERM or a crash after the
+    last periodic save writes the latter, so nothing since that save is lost).
 
     Any other value must be an existing file. Returns ``None`` for a fresh run.
     """
@@ -34,11 +40,12 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     task_dir = Path(log_dir) / task_name
     output_dir = Path(output_dir).resolve()
     candidates = [
-        p for p in task_dir.glob("**/checkpoints/last.ckpt")
+        p for name in RESUMABLE for p in task_dir.glob(f"**/checkpoints/{name}")
         if output_dir not in p.resolve().parents
     ]
     if not candidates:
         raise FileNotFoundError(
-            f"ckpt_path=last found no checkpoints/last.ckpt under {task_dir}: train first, or give ckpt_path=PATH"
+            f"ckpt_path=last found no checkpoints/last.ckpt or on_exception.ckpt under {task_dir}: train first, "
+            f"or give ckpt_path=PATH"
         )
     return str(max(candidates, key=lambda p: p.stat().st_mtime))

@@ -13,7 +13,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from titans.data import DataUnavailableError, check_vocab
-from titans.training.checkpoint import load_pretrained_weights
+from titans.training.checkpoint import check_resume_checkpoint, load_pretrained_weights
 from titans.training.hydra_utils import resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def instantiate(node: DictConfig, **kwargs):
         cause = err.__cause__
         if isinstance(cause, (DataUnavailableError, FileNotFoundError, ValueError, ConnectionError, OSError)):
             raise cause from None
+        if isinstance(cause, TypeError) and "argument" in str(cause):  # an unknown or missing config key
+            raise ValueError(f"{node.get('_target_', 'config')}: {cause}") from None
         raise
 
 
@@ -76,8 +78,28 @@ def init_from_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
+def check_run_config(cfg: DictConfig) -> None:
+    """The run-level values Lightning would accept silently or reject with a traceback."""
+    steps = cfg.trainer.get("max_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise ValueError(f"trainer.max_steps={steps!r} is not an integer: give the number of optimizer steps "
+                         f"(e.g. trainer.max_steps=300) or train_tokens=N")
+    if steps == 0 or steps < -1:
+        raise ValueError(f"trainer.max_steps={steps}: nothing would be trained; give a positive number of optimizer "
+                         f"steps (or train_tokens=N)")
+    optimizer = cfg.model.get("optimizer") or {}
+    if "lr" in optimizer:
+        try:
+            lr = float(optimizer.lr)
+        except (TypeError, ValueError):
+            lr = math.nan
+        if not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"model.optimizer.lr={optimizer.lr} must be a positive finite number (e.g. 3e-3)")
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit the configured model; returns the final callback metrics."""
+    check_run_config(cfg)
     init_from = init_from_path(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -121,6 +143,7 @@ def train(cfg: DictConfig) -> dict:
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
     if ckpt_path:
+        check_resume_checkpoint(ckpt_path, model.net.config.to_dict(), bool(cfg.get("allow_config_change", False)))
         log.info("resuming from %s", ckpt_path)
         if init_from:
             log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
