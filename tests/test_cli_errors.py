@@ -7,17 +7,7 @@ import sys
 import pytest
 import torch
 
-from train_helpers import ROOT, SMALL, run_train
-
-
-def _assert_one_error_line(proc, *fragments):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
+from train_helpers import ROOT, SMALL, assert_one_error_line, run_train
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +40,7 @@ def bad_files(tmp_path_factory):
 def test_train_py_expected_errors_are_one_line(overrides, fragments, bad_files, tmp_path):
     overrides = [o.format(tmp=tmp_path, bad=bad_files) for o in overrides]
     proc = run_train([*SMALL, *overrides], tmp_path, check=False)
-    _assert_one_error_line(proc, *fragments)
+    assert_one_error_line(proc, *fragments)
 
 
 def test_full_error_brings_the_traceback_back(tmp_path, monkeypatch):
@@ -63,7 +53,7 @@ def test_eval_py_missing_checkpoint_is_one_line(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"ckpt={tmp_path / 'missing.ckpt'}", "suite=smoke",
                            f"paths.log_dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    _assert_one_error_line(proc, "missing.ckpt")
+    assert_one_error_line(proc, "missing.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +69,13 @@ def small_run(tmp_path_factory):
 def test_resuming_with_another_model_config_is_refused_naming_the_difference(small_run, tmp_path):
     proc = run_train([*SMALL, f"ckpt_path={small_run}", "model.net.segment_len=32", "trainer.max_steps=6"], tmp_path,
                      check=False)
-    _assert_one_error_line(proc, "segment_len", "allow_config_change=true")
+    assert_one_error_line(proc, "segment_len", "allow_config_change=true")
     # runtime options (the training length, the memory implementation) are not the model: resuming goes on
     run_train([*SMALL, f"ckpt_path={small_run}", "data.seq_len=32", "model.net.memory.impl=autograd",
                "trainer.max_steps=5", "trainer.val_check_interval=5"], tmp_path)
     # the explicit switch lets a changed update rule continue
     proc = run_train([*SMALL, f"ckpt_path={small_run}", "+model.net.memory.max_lr=0.2", "trainer.max_steps=5",
                       "trainer.val_check_interval=5"], tmp_path, check=False)
-    _assert_one_error_line(proc, "max_lr")
+    assert_one_error_line(proc, "max_lr")
     run_train([*SMALL, f"ckpt_path={small_run}", "+model.net.memory.max_lr=0.2", "allow_config_change=true",
                "trainer.max_steps=5", "trainer.val_check_interval=5"], tmp_path)

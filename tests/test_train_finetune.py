@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from train_helpers import ROOT, run_dirs, run_train
+from train_helpers import ROOT, assert_one_error_line, run_dirs, run_train
 from train_helpers import compose_train_config as _compose
 
 CONFIGS = ROOT / "configs"
@@ -104,7 +104,7 @@ def test_init_from_starts_from_the_checkpoint_weights_with_a_fresh_optimizer(fin
 
 def test_a_missing_init_from_file_stops_train_py_with_one_clear_line(tmp_path):
     proc = run_train([*FINETUNE_SMALL, f"init_from={tmp_path / 'nope.ckpt'}"], tmp_path, check=False)
-    assert proc.returncode != 0
+    assert_one_error_line(proc)
     assert f"init_from={tmp_path / 'nope.ckpt'} does not exist: give a .ckpt written by train.py" in proc.stderr
 
 
