@@ -79,3 +79,29 @@ def test_resuming_with_another_model_config_is_refused_naming_the_difference(sma
     assert_one_error_line(proc, "max_lr")
     run_train([*SMALL, f"ckpt_path={small_run}", "+model.net.memory.max_lr=0.2", "allow_config_change=true",
                "trainer.max_steps=5", "trainer.val_check_interval=5"], tmp_path)
+
+
+def test_sigterm_saves_a_resumable_checkpoint_that_ckpt_path_last_picks(tmp_path):
+    """What schedulers and `kill` send: the run saves on_exception.ckpt at the step it reached."""
+    import signal
+    import time
+
+    from titans.training.hydra_utils import resolve_ckpt_path
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1",
+               TITANS_COMPILE="false")
+    args = [a for a in SMALL if not a.startswith("trainer.max_steps")]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"paths.log_dir={tmp_path}", *args,
+                             "trainer.max_steps=100000", "logger=csv"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("train/runs/*/checkpoints/last.ckpt")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    (saved,) = tmp_path.glob("train/runs/*/checkpoints/on_exception.ckpt")
+    step = torch.load(saved, weights_only=True, map_location="cpu")["global_step"]
+    last = torch.load(saved.with_name("last.ckpt"), weights_only=True, map_location="cpu")["global_step"]
+    assert step >= last >= 2
+    assert resolve_ckpt_path("last", tmp_path, "train", tmp_path / "new") == str(saved)
