@@ -57,13 +57,25 @@ def test_eval_py_missing_checkpoint_is_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
+def small_run_and_output(tmp_path_factory):
     from train_helpers import run_dirs
 
     log_dir = tmp_path_factory.mktemp("run")
-    run_train(SMALL, log_dir)
+    proc = run_train(SMALL, log_dir)
     (run,) = run_dirs(log_dir)
-    return run / "checkpoints" / "last.ckpt"
+    return run / "checkpoints" / "last.ckpt", proc
+
+
+@pytest.fixture(scope="module")
+def small_run(small_run_and_output):
+    return small_run_and_output[0]
+
+
+def test_a_fresh_run_has_no_resume_warnings(small_run_and_output):
+    small_run, proc = small_run_and_output
+    output = proc.stdout + proc.stderr
+    assert "was called without a model" not in output and "no last checkpoint" not in output
+    assert not small_run.with_name("on_exception.ckpt").exists()  # a finished run leaves no interrupt save
 
 
 def test_resuming_with_another_model_config_is_refused_naming_the_difference(small_run, tmp_path):

@@ -17,3 +17,27 @@ class StopAtStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
         if trainer.global_step >= self.step:
             trainer.should_stop = True
+
+
+class InterruptCheckpoint(L.Callback):
+    """Write ``<dirpath>/<filename>.ckpt`` when fitting is interrupted (an exception, Ctrl-C, SIGTERM), so
+    ``ckpt_path=last`` loses nothing since the last periodic save; a run that finishes removes it.
+
+    Lightning's ``OnExceptionCheckpoint`` does the same, but its presence also makes every ``fit(ckpt_path=None)``
+    look for a "last" checkpoint to resume from (and warn twice on each fresh run); resuming is decided by
+    ``ckpt_path`` alone here.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "on_exception") -> None:
+        import os
+
+        self.ckpt_path = os.path.join(str(dirpath), f"{filename}.ckpt")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        trainer.save_checkpoint(self.ckpt_path)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        if stage == "fit" and trainer.state.status == TrainerStatus.FINISHED:
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
