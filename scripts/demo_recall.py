@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", default=str(ROOT / "experiments" / "results" / "recall"))
     p.add_argument("--log-dir", default=str(ROOT / "logs"))
     p.add_argument("--override", nargs="*", default=[], help="extra train.py overrides for every run")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
+                   help="train nothing: write the table and plot from these result files (later files win per run)")
     p.add_argument("--merge", action="store_true",
                    help="keep the other runs of today's results file (re-running some variants)")
     return p.parse_args(argv)
@@ -114,8 +116,8 @@ def train_one(run: dict, args, stamp: str) -> dict:
 def markdown(results: list[dict], args, chance: float) -> str:
     main = [r for r in results if r["pairs"] == args.pairs]
     lines = [f"MQAR, {args.pairs} pairs, 2 blocks x width 64, window/segment {WINDOW}; accuracy on 1024 held-out "
-             f"sequences (chance {chance:.3f}); each run up to {args.minutes:g} CPU-minutes (1 thread) or until "
-             f"accuracy {args.stop_at}.", "",
+             f"sequences (chance {chance:.3f}); each run trains on one CPU thread until accuracy {args.stop_at} or "
+             f"its time budget (steps and minutes used: within/beyond).", "",
              "| variant | " + " | ".join(f"{s} (gap {0 if s == 'within' else args.gap})" for s in args.settings)
              + " | steps | minutes |",
              "|---|" + "---|" * (len(args.settings) + 2)]
@@ -182,12 +184,24 @@ def main(argv=None) -> int:
     from titans.data.mqar import MQARSpec
 
     chance = MQARSpec().chance  # num_keys of configs/data/mqar.yaml (64)
-    runs = plan(args)
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    print(f"[demo-recall] {len(runs)} runs, {args.jobs} at a time, up to {args.minutes:g} min each "
-          f"(at most {len(runs) * args.minutes / args.jobs:.0f} min)", flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda r: train_one(r, args, stamp), runs))
+    if args.from_json:
+        by_name = {}
+        for file in args.from_json:
+            for result in json.loads(Path(file).read_text())["results"]:
+                by_name[result["name"]] = result
+        results = list(by_name.values())
+        args.merge = False
+        args.variants = [v for v in VARIANTS if any(r["variant"] == v and r["pairs"] == args.pairs for r in results)]
+        args.pairs_variants = [v for v in VARIANTS if any(r["variant"] == v and r["pairs"] != args.pairs
+                                                          for r in results)]
+        args.settings = [s for s in ("within", "beyond") if any(r["setting"] == s for r in results)]
+    else:
+        runs = plan(args)
+        stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        print(f"[demo-recall] {len(runs)} runs, {args.jobs} at a time, up to {args.minutes:g} min each "
+              f"(at most {len(runs) * args.minutes / args.jobs:.0f} min)", flush=True)
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(lambda r: train_one(r, args, stamp), runs))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     day = dt.date.today().isoformat()
