@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,6 +81,8 @@ def plan(args) -> list[dict]:
 
 
 def train_one(run: dict, args, stamp: str) -> dict:
+    from titans.training.jobs import run_train_job
+
     out = Path(args.log_dir) / "mqar_gap" / "demo_recall" / stamp / run["name"]
     hours, rest = divmod(int(args.minutes * 60), 3600)
     overrides = [
@@ -92,22 +91,14 @@ def train_one(run: dict, args, stamp: str) -> dict:
         f"trainer.max_steps={args.max_steps}", f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
         f"callbacks.early_stop.stopping_threshold={args.stop_at}",
         "callbacks.progress_bar.refresh_rate=0", *VARIANT_OVERRIDES.get(run["variant"], []), *args.override,
-        f"hydra.run.dir={out}",
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
-    started = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    result = dict(run, seconds=round(time.time() - started, 1), output_dir=str(out), command=" ".join(
-        ["python train.py", *overrides[:-1]]))
-    metrics_file = out / "metrics.json"
-    if proc.returncode != 0 or not metrics_file.is_file():
-        result["error"] = (proc.stderr or proc.stdout)[-2000:]
+    job = run_train_job(overrides, out)
+    result = dict(run, seconds=job["seconds"], output_dir=job["output_dir"], command=job["command"])
+    if "error" in job:
+        result["error"] = job["error"]
         print(f"[demo-recall] {run['name']}: FAILED (see {out})", flush=True)
         return result
-    metrics = json.loads(metrics_file.read_text())
-    result.update(accuracy=metrics.get("val/acc"), steps=metrics.get("global_step"), val_loss=metrics.get("val/loss"))
+    result.update(accuracy=job.get("val/acc"), steps=job.get("global_step"), val_loss=job.get("val/loss"))
     print(f"[demo-recall] {run['name']}: accuracy {result['accuracy']:.3f} after {result['steps']} steps "
           f"({result['seconds']:.0f} s)", flush=True)
     return result
