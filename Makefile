@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install install-bench train test test-fast bench eval demo-long-context demo-recall reproduce-table clean
+.PHONY: install install-bench train test test-fast bench eval demo-long-context demo-recall ablations-small reproduce-table clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ demo-long-context: install
 ## (up to 20 CPU-minutes per run, two runs at a time; ARGS="--minutes 5" for a shorter budget)
 demo-recall: install
 	$(BIN)/python scripts/demo_recall.py $(ARGS)
+
+## the Table 5 rows of the LMM at CPU scale (MQAR beyond the window + bundled corpus, 3 seeds): experiments/results/ablations/
+ablations-small: install
+	$(BIN)/python scripts/ablate_small.py $(ARGS)
 
 ## evaluate checkpoints and print the paper's tables beside ours: make reproduce-table ARGS="--ckpt PATH ..."
 reproduce-table: install
