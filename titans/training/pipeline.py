@@ -93,8 +93,8 @@ def check_run_config(cfg: DictConfig) -> None:
             lr = float(optimizer.lr)
         except (TypeError, ValueError):
             lr = math.nan
-        if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"model.optimizer.lr={optimizer.lr} must be a positive finite number (e.g. 3e-3)")
+        if not math.isfinite(lr) or lr < 0:  # 0 is allowed: a run that only evaluates or checks its start
+            raise ValueError(f"model.optimizer.lr={optimizer.lr} must be a finite number >= 0 (e.g. 3e-3)")
 
 
 def train(cfg: DictConfig) -> dict:
