@@ -35,4 +35,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from titans.cli import report_expected_errors
+
+    report_expected_errors(main)()

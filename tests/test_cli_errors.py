@@ -117,3 +117,11 @@ def test_sigterm_saves_a_resumable_checkpoint_that_ckpt_path_last_picks(tmp_path
     last = torch.load(saved.with_name("last.ckpt"), weights_only=True, map_location="cpu")["global_step"]
     assert step >= last >= 2
     assert resolve_ckpt_path("last", tmp_path, "train", tmp_path / "new") == str(saved)
+
+
+def test_convert_checkpoint_errors_are_one_line(bad_files, tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    for name in ("random.ckpt", "truncated.ckpt"):
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_checkpoint.py"), str(bad_files / name),
+                               str(tmp_path / "hf")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert_one_error_line(proc, name, "not a readable checkpoint")
