@@ -90,6 +90,26 @@ def test_a_crash_keeps_the_last_good_checkpoint_and_the_run_resumes(tmp_path):
     assert sorted(resumed) == [3]
 
 
+def _val_steps(run_dir: Path) -> list[int]:
+    steps = set()
+    for metrics in run_dir.glob("csv/version_*/metrics.csv"):
+        with metrics.open() as f:
+            steps |= {int(row["step"]) for row in csv.DictReader(f) if row.get("val/loss")}
+    return sorted(steps)
+
+
+def test_resuming_an_interrupt_save_keeps_the_validation_schedule(tmp_path):
+    every3 = [a for a in SMALL if not a.startswith(("trainer.max_steps", "trainer.val_check_interval"))]
+    every3 += ["trainer.max_steps=12", "trainer.val_check_interval=3", "logger=csv"]
+    run_train([*every3, "task_name=plain"], tmp_path)
+    crash = ["+callbacks.crash._target_=crash_callback.CrashAtStep", "+callbacks.crash.step=7"]
+    run_train([*every3, "task_name=crash", *crash], tmp_path, check=False)
+    run_train([*every3, "task_name=crash", "ckpt_path=last"], tmp_path)
+    plain = _val_steps(run_dirs(tmp_path, "plain")[0])
+    first, resumed = (_val_steps(d) for d in run_dirs(tmp_path, "crash"))
+    assert plain == [2, 5, 8, 11] and first + resumed == plain
+
+
 @pytest.mark.slow
 def test_two_process_cpu_ddp(tmp_path):
     proc = run_train([*SMALL, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",

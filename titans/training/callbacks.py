@@ -34,6 +34,7 @@ class InterruptCheckpoint(L.Callback):
         self.ckpt_path = os.path.join(str(dirpath), f"{filename}.ckpt")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        _as_if_saved_after_the_last_completed_batch(trainer)
         trainer.save_checkpoint(self.ckpt_path)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -41,3 +42,19 @@ class InterruptCheckpoint(L.Callback):
 
         if stage == "fit" and trainer.state.status == TrainerStatus.FINISHED:
             trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+
+def _as_if_saved_after_the_last_completed_batch(trainer: L.Trainer) -> None:
+    """Make the epoch loop's batch counters those of a periodic save at the end of the last completed batch.
+
+    An interrupt lands anywhere inside a batch (the counters ready/started/processed run ahead of completed);
+    Lightning restores such a state with its loop's schedule off by one (a run interrupted at step 7 validated at
+    8/11 instead of 9/12). A periodic checkpoint, written in ``on_train_batch_end``, has every counter one ahead of
+    ``completed``, which Lightning restores exactly; the interrupted batch's work is lost either way.
+    """
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    for tracker in (progress.total, progress.current):
+        done = tracker.completed
+        if done > 0:
+            tracker.ready = tracker.started = tracker.processed = done
+            tracker.completed = done - 1
