@@ -84,3 +84,10 @@ def test_truncated_and_random_files_are_called_corrupt_not_unsafe(tmp_path):
     for path in (truncated, noise):
         with pytest.raises(CorruptCheckpointError, match="not a readable checkpoint"):
             safe_torch_load(path)
+    # arbitrary bytes make the unpickler raise many kinds of errors: every one is reported as corrupt
+    import random
+
+    for seed in range(200):
+        noise.write_bytes(random.Random(seed).randbytes(1024))
+        with pytest.raises(CorruptCheckpointError):
+            safe_torch_load(noise)

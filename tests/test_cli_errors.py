@@ -1,6 +1,7 @@
 """Expected errors of train.py and eval.py: exit status 2, one `error: ...` line, no traceback."""
 
 import os
+import random
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from train_helpers import ROOT, SMALL, assert_one_error_line, run_train
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    (root / "random.ckpt").write_bytes(os.urandom(4096))
+    (root / "random.ckpt").write_bytes(random.Random(0).randbytes(4096))  # fixed bytes: a reproducible test
     good = root / "good.ckpt"
     torch.save({"state_dict": {"w": torch.ones(1000)}, "hyper_parameters": {"model_config": {}}}, good)
     (root / "truncated.ckpt").write_bytes(good.read_bytes()[:300])

@@ -44,6 +44,10 @@ def safe_torch_load(path: str | Path, map_location: str = "cpu", mmap: bool = Fa
     except (RuntimeError, EOFError) as err:
         raise CorruptCheckpointError(f"{path} is not a readable checkpoint ({_first_line(str(err))}): it is "
                                      f"truncated or not a torch file; use another checkpoint of the run") from None
+    except (IndexError, KeyError, ValueError, UnicodeDecodeError, OverflowError, MemoryError):
+        # what the unpickler raises on arbitrary bytes that happen to start like a pickle
+        raise CorruptCheckpointError(f"{path} is not a readable checkpoint: it is corrupt or not a torch file; "
+                                     f"use another checkpoint of the run") from None
 
 
 def _first_line(text: str) -> str:
