@@ -50,6 +50,8 @@ class LitCausalLM(L.LightningModule):
         self._step_started: float | None = None
         self._val_loss_sum, self._val_tokens = 0.0, 0
         self._val_correct, self._val_supervised = 0, 0
+        #: the global step of the latest completed validation (None before the first)
+        self.validated_at_step: int | None = None
 
     # ---- forward / steps -------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
