@@ -112,13 +112,61 @@ def train(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     world = world_size_of(trainer)
-    accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, cfg.data.seq_len, world)
+    seq_len = int(cfg.data.get("seq_len") or 1)  # samples that are no token sequences (forecast windows) count 1
+    accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, seq_len, world)
     trainer.accumulate_grad_batches = accumulate
-    tokens_per_step = accumulate * cfg.data.batch_size * cfg.data.seq_len * world
+    tokens_per_step = accumulate * cfg.data.batch_size * seq_len * world
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
 
-    # The model's vocabulary comes from the data (its tokenizer) unless model.net.vocab_size is given (e.g. padded).
+    # A task data module (forecasting, classification) says what the network needs (`net_inputs`, e.g. the number
+    # of variates and the horizon); it is merged into model.net. Language-model data gives the vocabulary.
+    net_inputs = getattr(datamodule, "net_inputs", None)
+    if net_inputs is not None:
+        model: L.LightningModule = instantiate(cfg.model, net=dict(net_inputs), _convert_="all")
+    else:
+        model = instantiate_language_model(cfg, datamodule, tokenizer, tokens_per_step)
+    log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
+             tokens_per_step, cfg.data.batch_size, seq_len, world, accumulate)
+
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
+    if ckpt_path:
+        net_config = getattr(model.net, "config", None)  # TitansConfig; task networks are checked by Lightning
+        if net_config is not None:
+            check_resume_checkpoint(ckpt_path, net_config.to_dict(), bool(cfg.get("allow_config_change", False)))
+        log.info("resuming from %s", ckpt_path)
+        if init_from:
+            log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
+    elif init_from:
+        # a module whose network wraps a pretrained one (a classifier around a language model) names it
+        loaded = load_pretrained_weights(getattr(model, "pretrained_net", model.net), init_from, tokenizer)
+        log.info("initialised the model's weights from %s (weights only: fresh optimizer and schedule)", loaded)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    # weights_only: a resumed checkpoint is read without running any code it may carry
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if _needs_final_validation(trainer, model):
+        # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
+        trainer.validate(model=model, datamodule=datamodule, verbose=False)
+    test_ckpt = None
+    if cfg.get("test", False):  # the test split, with the best checkpoint by the monitored validation metric
+        test_ckpt = (trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else "") or None
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
+                   "global_step": int(trainer.global_step), **metrics}
+        if cfg.get("test", False):
+            summary["test_ckpt_path"] = test_ckpt
+        log.info("finished: %s", summary)
+        write_metrics(Path(cfg.paths.output_dir), summary)
+    return metrics
+
+
+def instantiate_language_model(cfg: DictConfig, datamodule, tokenizer, tokens_per_step: int) -> L.LightningModule:
+    """The LitCausalLM of ``cfg.model``; its vocabulary comes from the data (its tokenizer) unless
+    model.net.vocab_size is given (e.g. padded)."""
     requested_vocab = cfg.model.net.get("vocab_size")
     data_vocab = int(datamodule.vocab_size)
     if requested_vocab is not None:
@@ -131,40 +179,13 @@ def train(cfg: DictConfig) -> dict:
     if tokenizer is not None:
         tokenizer_config = dict(getattr(tokenizer, "titans_config", None)
                                 or OmegaConf.to_container(cfg.tokenizer, resolve=True))
-    model: L.LightningModule = instantiate(
+    return instantiate(
         cfg.model,
         vocab_size=int(requested_vocab or data_vocab),
         tokens_per_step=tokens_per_step,
         tokenizer=tokenizer_config,
         _convert_="all",
     )
-    log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
-             tokens_per_step, cfg.data.batch_size, cfg.data.seq_len, world, accumulate)
-
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
-    if ckpt_path:
-        check_resume_checkpoint(ckpt_path, model.net.config.to_dict(), bool(cfg.get("allow_config_change", False)))
-        log.info("resuming from %s", ckpt_path)
-        if init_from:
-            log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
-    elif init_from:
-        loaded = load_pretrained_weights(model.net, init_from, tokenizer)
-        log.info("initialised the model's weights from %s (weights only: fresh optimizer and schedule)", loaded)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    # weights_only: a resumed checkpoint is read without running any code it may carry
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if _needs_final_validation(trainer, model):
-        # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
-        trainer.validate(model=model, datamodule=datamodule, verbose=False)
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if trainer.is_global_zero:
-        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
-                   "global_step": int(trainer.global_step), **metrics}
-        log.info("finished: %s", summary)
-        write_metrics(Path(cfg.paths.output_dir), summary)
-    return metrics
 
 
 def _needs_final_validation(trainer: L.Trainer, model: L.LightningModule) -> bool:
