@@ -148,17 +148,20 @@ def train(cfg: DictConfig) -> dict:
     if _needs_final_validation(trainer, model):
         # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
         trainer.validate(model=model, datamodule=datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     test_ckpt = None
     if cfg.get("test", False):  # the test split, with the best checkpoint by the monitored validation metric
-        test_ckpt = (trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else "") or None
+        checkpoint = trainer.checkpoint_callback
+        test_ckpt = (checkpoint.best_model_path if checkpoint else "") or None
+        if test_ckpt and checkpoint.best_model_score is not None:
+            metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False)
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
                    "global_step": int(trainer.global_step), **metrics}
         if cfg.get("test", False):
-            summary["test_ckpt_path"] = test_ckpt
+            summary.update(test_ckpt_path=test_ckpt, epochs=int(trainer.current_epoch))
         log.info("finished: %s", summary)
         write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics
