@@ -13,6 +13,8 @@ sequence mixer is :class:`titans.memory.NeuralMemory`):
             "variate": inverted tokens (iTransformer): the whole lookback of one variate is one token
     blocks  x = x + Dropout(LMM(Norm(x)));  x = x + Dropout(ChannelMixer(Norm(x)))
     head    "patch": flatten the patch tokens, Linear -> horizon;  "variate": Linear(d_model -> horizon)
+    skip    optional (``linear_skip``): plus Linear(lookback -> horizon) of the normalised window, shared by the
+            variates (RLinear), so the blocks learn a correction of a linear forecast
 
 The memory reads the tokens in order (patches: in time order, so the memory is causal in time; variates: in the
 file's column order). The channel mixer mixes the embedding channels of each token: Simba's EinFFT
@@ -137,12 +139,13 @@ class MemoryForecaster(nn.Module):
         memory: :class:`titans.memory.MemoryConfig` fields (or a MemoryConfig).
         mixer: "mlp" or "einfft"; mixer_expansion: hidden width of the MLP mixer / d_model.
         dropout: in the blocks; head_dropout: before the head. revin: instance normalisation.
+        linear_skip: add a linear forecast of the (normalised) window to the head's output.
     """
 
     def __init__(self, n_variates: int, lookback: int, horizon: int, tokens: str = "patch", d_model: int = 64,
                  n_layers: int = 2, patch_len: int = 16, stride: int = 8, memory: MemoryConfig | dict | None = None,
                  mixer: str = "mlp", mixer_expansion: int = 2, dropout: float = 0.1, head_dropout: float = 0.0,
-                 revin: bool = True):
+                 revin: bool = True, linear_skip: bool = False):
         super().__init__()
         if tokens not in ("patch", "variate"):
             raise ValueError(f"tokens must be 'patch' or 'variate', got {tokens!r}")
@@ -166,6 +169,7 @@ class MemoryForecaster(nn.Module):
                                     for _ in range(n_layers))
         self.norm = RMSNorm(d_model)
         self.head_dropout = nn.Dropout(head_dropout)
+        self.skip = nn.Linear(lookback, horizon) if linear_skip else None
 
     def _tokens(self, x: Tensor) -> Tensor:
         """[B, L, C] -> tokens [B * C, n_patches, d] (patch) or [B, C, d] (variate)."""
@@ -191,6 +195,8 @@ class MemoryForecaster(nn.Module):
             y = self.head(h.flatten(1)).view(B, self.n_variates, self.horizon)
         else:
             y = self.head(h)
+        if self.skip is not None:
+            y = y + self.skip(x.transpose(1, 2))
         y = y.transpose(1, 2)  # [B, horizon, C]
         return self.revin.denormalize(y, stats) if self.revin is not None else y
 
