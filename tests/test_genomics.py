@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from titans.data import DataUnavailableError, build_tokenizer
-from titans.data.dna import DNA_VOCAB, MOTIFS, dna_tokenizer, planted_motif_sample, read_fasta
+from titans.data.dna import DNA_VOCAB, MOTIFS, dna_tokenizer, encode_dna, planted_motif_sample, read_fasta
 from titans.data.genomics import (
     GENOMIC_BENCHMARKS,
     DNACorpusDataModule,
@@ -39,6 +39,8 @@ def test_dna_tokenizer_round_trip():
         assert tok.decode(ids) == sequence
     assert tok("acgtn")["input_ids"] == [DNA_VOCAB[c] for c in "ACGTN"]
     assert tok.decode(tok("ACRYKMX")["input_ids"]) == "ACNNNNN"  # IUPAC codes read as N
+    mixed = "acgtNRYkmACGTTTGAxn" * 3
+    assert encode_dna(mixed).tolist() == tok(mixed)["input_ids"]  # the corpus' fast path gives the same ids
     built = build_tokenizer(kind="dna")
     assert built.titans_config == {"kind": "dna"} and built("GATTACA")["input_ids"] == tok("GATTACA")["input_ids"]
 

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from titans.data.base import PackedLMDataModule, resolve_batch_size
-from titans.data.dna import planted_motif_sample, random_sequence, read_fasta
+from titans.data.dna import encode_dna, planted_motif_sample, random_sequence, read_fasta
 from titans.data.errors import DataUnavailableError
 from titans.data.network import hub_unavailable_reason
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
@@ -115,9 +115,13 @@ class DNACorpusDataModule(PackedLMDataModule):
         train, val = self.sequences()
         self.train_set, self.val_set = self._windows(train, "train"), self._windows(val, "validation")
 
+    def _encode(self, sequence: str) -> np.ndarray | list[int]:
+        if self.tokenizer_config.get("kind") == "dna":
+            return encode_dna(sequence)  # the same ids by table lookup: whole genomes in seconds
+        return self.tokenizer.backend_tokenizer.encode(sequence, add_special_tokens=False).ids
+
     def _windows(self, sequences: list[str], split: str) -> PackedWindows:
-        encodings = self.tokenizer.backend_tokenizer.encode_batch(sequences, add_special_tokens=False)
-        ids = pack_documents([e.ids for e in encodings], self.tokenizer.eos_token_id,
+        ids = pack_documents([self._encode(s) for s in sequences], self.tokenizer.eos_token_id,
                              dtype=token_dtype(len(self.tokenizer)))
         windows = PackedWindows(ids, self.seq_len)
         if len(windows) == 0:
