@@ -136,12 +136,12 @@ def test_dlinear_at_initialisation_forecasts_the_window_mean_plus_bias():
     torch.testing.assert_close(model(x), x.mean(1, keepdim=True).expand(-1, 12, -1) + bias, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("tokens", ["patch", "variate"])
-def test_memory_forecaster_shapes_and_a_few_steps_lower_the_loss(tokens):
+@pytest.mark.parametrize("tokens,mixer", [("patch", "mlp"), ("variate", "mlp"), ("variate", "einfft")])
+def test_memory_forecaster_shapes_and_a_few_steps_lower_the_loss(tokens, mixer):
     torch.manual_seed(0)
     dm = ForecastingDataModule("etth1", lookback=96, horizon=24, batch_size=16)
     batch = next(iter(dm.train_dataloader()))
-    net = MemoryForecaster(7, 96, 24, tokens=tokens, d_model=32, n_layers=1, dropout=0.0,
+    net = MemoryForecaster(7, 96, 24, tokens=tokens, d_model=32, n_layers=1, dropout=0.0, mixer=mixer,
                            memory={"num_heads": 2, "depth": 2, "expansion": 2, "chunk_size": 4})
     assert net(batch["x"]).shape == (16, 24, 7)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
