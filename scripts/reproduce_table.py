@@ -168,7 +168,8 @@ def main(argv=None) -> None:
                 table3_rows.setdefault(dataset, {})[name] = value
             else:
                 name, row = table4_entry(task_record)
-                table4_rows[name] = row
+                if row:  # offline records (planted motifs) have no Table 4 task
+                    table4_rows[name] = row
             continue
         record = read_record(path)
         if "table1" in record["results"]:
