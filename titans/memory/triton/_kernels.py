@@ -17,6 +17,19 @@ GELU, SILU, RELU, TANH = 0, 1, 2, 3
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+# Only triton's builtins and the helpers below: triton.language's own @jit helpers (tl.sum, tl.zeros, ...) are
+# decorated once, when triton is first imported, so they would not run in an interpreted copy of this module in a
+# process that imported triton for the GPU first.
+@triton.jit
+def _sum(x, axis: tl.constexpr):
+    return tl.reduce(x, axis, tl.standard._sum_combine)
+
+
+@triton.jit
+def _zeros(shape: tl.constexpr, DT: tl.constexpr):
+    return tl.full(shape, 0.0, DT)
+
+
 @triton.jit
 def _dot(a, b, DT: tl.constexpr):
     return tl.dot(a, b, input_precision="ieee", out_dtype=DT)
@@ -73,9 +86,9 @@ def _act_d2(z, ACT: tl.constexpr):
 @triton.jit
 def _ln(z, eps, DIM: tl.constexpr):
     """Parameter-free LayerNorm over the last axis of z [b, DIM]: (n, rstd [b, 1])."""
-    mean = tl.sum(z, axis=1)[:, None] / DIM
+    mean = _sum(z, axis=1)[:, None] / DIM
     zc = z - mean
-    var = tl.sum(zc * zc, axis=1)[:, None] / DIM
+    var = _sum(zc * zc, axis=1)[:, None] / DIM
     rstd = 1.0 / tl.sqrt(var + eps)
     return zc * rstd, rstd
 
@@ -83,7 +96,7 @@ def _ln(z, eps, DIM: tl.constexpr):
 @triton.jit
 def _ln_bwd(g, n, rstd, DIM: tl.constexpr):
     """LN'(z)^T g = rstd (g - mean(g) - n mean(g n))."""
-    return rstd * (g - tl.sum(g, axis=1)[:, None] / DIM - n * (tl.sum(g * n, axis=1)[:, None] / DIM))
+    return rstd * (g - _sum(g, axis=1)[:, None] / DIM - n * (_sum(g * n, axis=1)[:, None] / DIM))
 
 
 @triton.jit
@@ -115,7 +128,7 @@ def _dmat(ptr, base, rows, cols, BT: tl.constexpr, CA: tl.constexpr, DT: tl.cons
 def _dread(Dm, x, CA: tl.constexpr, DT: tl.constexpr):
     """sum_i D[t, i(, c)] x[i, c]: the masked attention-like term of the read."""
     if CA > 1:
-        return tl.sum(Dm * x[None, :, :], axis=1)
+        return _sum(Dm * x[None, :, :], axis=1)
     else:
         return _dot(Dm, x, DT)
 
@@ -124,7 +137,7 @@ def _dread(Dm, x, CA: tl.constexpr, DT: tl.constexpr):
 def _dread_t(Dm, g, CA: tl.constexpr, DT: tl.constexpr):
     """sum_t D[t, i(, c)] g[t, c] (the transpose of ``_dread``)."""
     if CA > 1:
-        return tl.sum(Dm * g[:, None, :], axis=0)
+        return _sum(Dm * g[:, None, :], axis=0)
     else:
         return _dot(tl.trans(Dm), g, DT)
 
@@ -247,13 +260,13 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
             delta = 2.0 * (_dot(K, W, DT) - _ld(v, bd, DT))
             deT = _coef(de, cn * BT * CA, rt, cols, CA, DT)
             # ---- the update WS' = C1 * WS + [Be S | 0] - K^T [de delta | me delta]
-            gdelta = tl.zeros((BT, BC), DT)
-            gh0 = tl.zeros((BT, D), DT)
+            gdelta = _zeros((BT, BC), DT)
+            gh0 = _zeros((BT, D), DT)
             nGW = GW
             nGS = GS
             if c < nc_upd:
                 c1w = _ld(C1, cn * C1W + cols, DT)
-                tl.store(gC1 + cn * C1W + cols, tl.sum(W * GW, axis=0))
+                tl.store(gC1 + cn * C1W + cols, _sum(W * GW, axis=0))
                 nGW = c1w[None, :] * GW
                 hP = _dot(K, GW, DT)
                 gdelta = -(deT * hP)
@@ -261,18 +274,18 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
                 gh0 = -_dot(deT * delta, tl.trans(GW), DT)
                 if MOM:
                     c1s = _ld(C1, cn * C1W + D + cols, DT)
-                    tl.store(gC1 + cn * C1W + D + cols, tl.sum(S * GS, axis=0))
-                    tl.store(gBe + cn * D + cols, tl.sum(S * GW, axis=0))
+                    tl.store(gC1 + cn * C1W + D + cols, _sum(S * GS, axis=0))
+                    tl.store(gBe + cn * D + cols, _sum(S * GW, axis=0))
                     nGS = c1s[None, :] * GS + _ld(Be, cn * D + cols, DT)[None, :] * GW
                     meT = _ld(me, cn * BT + rt, DT)[:, None]
                     hR = _dot(K, GS, DT)
                     gdelta -= meT * hR
-                    tl.store(gme + (part + cn) * BT + rt, -tl.sum(delta * hR, axis=1))
+                    tl.store(gme + (part + cn) * BT + rt, -_sum(delta * hR, axis=1))
                     gh0 -= _dot(meT * delta, tl.trans(GS), DT)
                 if CA > 1:
                     tl.store(gde + cn * BT * CA + rt[:, None] * CA + cols[None, :], gdeT)
                 else:
-                    tl.store(gde + (part + cn) * BT + rt, tl.sum(gdeT, axis=1))
+                    tl.store(gde + (part + cn) * BT + rt, _sum(gdeT, axis=1))
             # ---- the read a = A (Q W) + B (Q S) - D delta
             ga = _ld(gy, bd, DT)
             gc = ga
@@ -281,7 +294,7 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
                 if CA > 1:
                     tl.store(gA + cn * BT * CA + rt[:, None] * CA + cols[None, :], ga * cW)
                 else:
-                    tl.store(gA + (part + cn) * BT + rt, tl.sum(ga * cW, axis=1))
+                    tl.store(gA + (part + cn) * BT + rt, _sum(ga * cW, axis=1))
                 gc = ga * _coef(A, cn * BT * CA, rt, cols, CA, DT)
             gBa = ga
             if MOM:
@@ -289,7 +302,7 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
                 if CA > 1:
                     tl.store(gB + cn * BT * CA + rt[:, None] * CA + cols[None, :], ga * eS)
                 else:
-                    tl.store(gB + (part + cn) * BT + rt, tl.sum(ga * eS, axis=1))
+                    tl.store(gB + (part + cn) * BT + rt, _sum(ga * eS, axis=1))
                 gBa = ga * _coef(B, cn * BT * CA, rt, cols, CA, DT)
             Dm = _dmat(Dc, cn * BT * BT * CA, rt, cols, BT, CA, DT)
             if CA > 1:
@@ -365,7 +378,7 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
     Q = _ld(kq, cn * 2 * BT * D + BT * D + rows, DT)
     lw = _ld(lnw, rd, DT)[None, :]
     # pass 1: z_1 = sigma(K W_0) W_1
-    z1 = tl.zeros((BT, D), DT)
+    z1 = _zeros((BT, D), DT)
     for j in range(HID // BH):
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
@@ -376,9 +389,9 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
     de1t = _coef(de1, cn * BT * CA1, rt, rd, CA1, DT)
     tl.debug_barrier()
     # pass 2: delta_0, the read of layer 0 and the update, tile by tile
-    c1 = tl.zeros((BT, D), DT)
-    e1 = tl.zeros((BT, D), DT)
-    s1m = tl.zeros((BT, BT), DT)
+    c1 = _zeros((BT, D), DT)
+    e1 = _zeros((BT, D), DT)
+    s1m = _zeros((BT, BT), DT)
     for j in range(HID // BH):
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
@@ -494,12 +507,12 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     Q = _ld(kq, cn * 2 * BT * D + BT * D + rows, DT)
     lw = _ld(lnw, rd, DT)[None, :]
     # ---- pass A: z_1, and the parts of the layer-1 update's VJP that sum over the hidden rows
-    z1 = tl.zeros((BT, D), DT)
-    hP1 = tl.zeros((BT, D), DT)
-    hR1 = tl.zeros((BT, D), DT)
-    gC1bw = tl.zeros((D,), DT)
-    gC1bs = tl.zeros((D,), DT)
-    gBe1v = tl.zeros((D,), DT)
+    z1 = _zeros((BT, D), DT)
+    hP1 = _zeros((BT, D), DT)
+    hR1 = _zeros((BT, D), DT)
+    gC1bw = _zeros((D,), DT)
+    gC1bs = _zeros((D,), DT)
+    gBe1v = _zeros((D,), DT)
     for j in range(NT):
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
@@ -509,18 +522,18 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         if upd:
             G1W = _ld(g1, o1, DT)
             hP1 += _dot(h1, G1W, DT)
-            gC1bw += tl.sum(W1j * G1W, axis=0)
+            gC1bw += _sum(W1j * G1W, axis=0)
             if MOM:
                 G1S = _ld(g1, o1 + D, DT)
                 S1j = _ld(s1, o1 + D, DT)
                 hR1 += _dot(h1, G1S, DT)
-                gC1bs += tl.sum(S1j * G1S, axis=0)
-                gBe1v += tl.sum(S1j * G1W, axis=0)
+                gC1bs += _sum(S1j * G1S, axis=0)
+                gBe1v += _sum(S1j * G1W, axis=0)
     nz, rstd = _ln(z1, eps, D)
     r = _ld(off, cn * BT * D + rows, DT) + lw * nz
     gl = 2.0 * lw * r
     delta1 = _ln_bwd(gl, nz, rstd, D)
-    gdelta1 = tl.zeros((BT, D), DT)
+    gdelta1 = _zeros((BT, D), DT)
     de1t = _coef(de1, cn * BT * CA1, rt, rd, CA1, DT)
     rhs1W = de1t * delta1
     rhs1S = rhs1W
@@ -529,19 +542,19 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         if CA1 > 1:
             _store_coef_grad(gde1, cn * BT * CA1, rt, rd, -(delta1 * hP1), CA1)
         else:
-            tl.store(gde1 + cn * BT + rt, -tl.sum(delta1 * hP1, axis=1))
+            tl.store(gde1 + cn * BT + rt, -_sum(delta1 * hP1, axis=1))
         tl.store(gC1b + cn * C1BW + rd, gC1bw)
         if MOM:
             me1t = _ld(me1, cn * BT + rt, DT)[:, None]
             gdelta1 -= me1t * hR1
             rhs1S = me1t * delta1
-            tl.store(gme1 + cn * BT + rt, -tl.sum(delta1 * hR1, axis=1))
+            tl.store(gme1 + cn * BT + rt, -_sum(delta1 * hR1, axis=1))
             tl.store(gC1b + cn * C1BW + D + rd, gC1bs)
             tl.store(gBe1 + cn * D + rd, gBe1v)
     # ---- pass B: the read's reductions over the hidden width (c_1, e_1, s_1 = x_1 h_1^T)
-    c1 = tl.zeros((BT, D), DT)
-    e1 = tl.zeros((BT, D), DT)
-    s1m = tl.zeros((BT, BT), DT)
+    c1 = _zeros((BT, D), DT)
+    e1 = _zeros((BT, D), DT)
+    s1m = _zeros((BT, BT), DT)
     for j in range(NT):
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
@@ -576,27 +589,27 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     a1 -= _dread(Ds1, delta1, CA1, DT)
     na, rstd2 = _ln(a1, eps, D)
     gyt = _ld(gy, cn * BT * D + rows, DT)
-    glnw = tl.sum(gyt * na, axis=0)
+    glnw = _sum(gyt * na, axis=0)
     ga1 = _ln_bwd(gyt * lw, na, rstd2, D)
     gc1 = ga1
     if DECAY:
         if CA1 > 1:
             _store_coef_grad(gA1, cn * BT * CA1, rt, rd, ga1 * c1, CA1)
         else:
-            tl.store(gA1 + cn * BT + rt, tl.sum(ga1 * c1, axis=1))
+            tl.store(gA1 + cn * BT + rt, _sum(ga1 * c1, axis=1))
         gc1 = A1t * ga1
     gBa1 = ga1
     if MOM:
         if CA1 > 1:
             _store_coef_grad(gB1, cn * BT * CA1, rt, rd, ga1 * e1, CA1)
         else:
-            tl.store(gB1 + cn * BT + rt, tl.sum(ga1 * e1, axis=1))
+            tl.store(gB1 + cn * BT + rt, _sum(ga1 * e1, axis=1))
         gBa1 = B1t * ga1
     if CA1 > 1:
         gDs1 = -(ga1[:, None, :] * delta1[None, :, :])
         tl.store(gD1 + cn * BT * BT * CA1 + (rt[:, None, None] * BT + rt[None, :, None]) * CA1 + rd[None, None, :],
                  gDs1 * s1m[:, :, None])
-        gs1 = tl.sum(gDs1 * Dm1, axis=2)
+        gs1 = _sum(gDs1 * Dm1, axis=2)
     else:
         gDs1 = -_dot(ga1, tl.trans(delta1), DT)
         tl.store(gD1 + cn * BT * BT + rt[:, None] * BT + rt[None, :], gDs1 * s1m)
@@ -604,13 +617,13 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     gdelta1 -= _dread_t(Ds1, ga1, CA1, DT)
     tl.debug_barrier()
     # ---- pass C: layer 0 (read, update, delta chain), the new state gradients except the forward-chain terms
-    gh0 = tl.zeros((BT, D), DT)
-    gq = tl.zeros((BT, D), DT)
-    gDs0 = tl.zeros((BT, BT), DT)
-    gA0v = tl.zeros((BT,), DT)
-    gB0v = tl.zeros((BT,), DT)
-    gde0v = tl.zeros((BT,), DT)
-    gme0v = tl.zeros((BT,), DT)
+    gh0 = _zeros((BT, D), DT)
+    gq = _zeros((BT, D), DT)
+    gDs0 = _zeros((BT, BT), DT)
+    gA0v = _zeros((BT,), DT)
+    gB0v = _zeros((BT,), DT)
+    gde0v = _zeros((BT,), DT)
+    gme0v = _zeros((BT,), DT)
     for j in range(NT):
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
@@ -665,14 +678,14 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
             if CA0 > 1:
                 _store_coef_grad(gA0, cn * BT * CA0, rt, hc, ga0 * c0, CA0)
             else:
-                gA0v += tl.sum(ga0 * c0, axis=1)
+                gA0v += _sum(ga0 * c0, axis=1)
             gc0 = A0t * ga0
         gBa0 = ga0
         if MOM:
             if CA0 > 1:
                 _store_coef_grad(gB0, cn * BT * CA0, rt, hc, ga0 * e0, CA0)
             else:
-                gB0v += tl.sum(ga0 * e0, axis=1)
+                gB0v += _sum(ga0 * e0, axis=1)
             gBa0 = B0t * ga0
         if CA0 > 1:
             tl.store(gD0 + cn * BT * BT * CA0 + (rt[:, None, None] * BT + rt[None, :, None]) * CA0
@@ -694,17 +707,17 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
             if CA0 > 1:
                 _store_coef_grad(gde0, cn * BT * CA0, rt, hc, -(delta0 * hP0), CA0)
             else:
-                gde0v -= tl.sum(delta0 * hP0, axis=1)
-            tl.store(gC1a + cn * C1AW + hc, tl.sum(W0j * G0W, axis=0))
+                gde0v -= _sum(delta0 * hP0, axis=1)
+            tl.store(gC1a + cn * C1AW + hc, _sum(W0j * G0W, axis=0))
             N0W = _ld(C1a, cn * C1AW + hc, DT)[None, :] * G0W
             gh0 -= _dot(de0t * delta0, tl.trans(G0W), DT)
             if MOM:
                 me0t = _ld(me0, cn * BT + rt, DT)[:, None]
                 hR0 = _dot(K, G0S, DT)
                 gdelta0 -= me0t * hR0
-                gme0v -= tl.sum(delta0 * hR0, axis=1)
-                tl.store(gC1a + cn * C1AW + HID + hc, tl.sum(S0j * G0S, axis=0))
-                tl.store(gBe0 + cn * HID + hc, tl.sum(S0j * G0W, axis=0))
+                gme0v -= _sum(delta0 * hR0, axis=1)
+                tl.store(gC1a + cn * C1AW + HID + hc, _sum(S0j * G0S, axis=0))
+                tl.store(gBe0 + cn * HID + hc, _sum(S0j * G0W, axis=0))
                 N0S = _ld(C1a, cn * C1AW + HID + hc, DT)[None, :] * G0S + _ld(Be0, cn * HID + hc, DT)[None, :] * G0W
                 gh0 -= _dot(me0t * delta0, tl.trans(G0S), DT)
         N0W += _dot(tl.trans(Q), gc0, DT)
@@ -729,12 +742,12 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     # ---- the inner error at the output: delta_1 = LN'(z_1)^T g, g = 2 gamma r, r = gamma LN(z_1) + off
     w = gdelta1
     gg = _ln_bwd(w, nz, rstd, D)
-    mwn = tl.sum(w * nz, axis=1)[:, None] / D
-    mgn = tl.sum(gl * nz, axis=1)[:, None] / D
+    mwn = _sum(w * nz, axis=1)[:, None] / D
+    mgn = _sum(gl * nz, axis=1)[:, None] / D
     Gx = -rstd * (gl * mwn + w * mgn)
-    extra = nz * (-(rstd / D) * tl.sum(w * delta1, axis=1)[:, None])
+    extra = nz * (-(rstd / D) * _sum(w * delta1, axis=1)[:, None])
     gr = 2.0 * lw * gg
-    glnw += tl.sum(2.0 * r * gg + nz * gr, axis=0)
+    glnw += _sum(2.0 * r * gg + nz * gr, axis=0)
     tl.store(goff + cn * BT * D + rows, gr)
     gz1 = _ln_bwd(Gx + lw * gr, nz, rstd, D) + extra
     tl.debug_barrier()
@@ -790,7 +803,7 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
     gs1 = g1 + n * SZ1
     sg = scr_g + n * 3 * BT * HID
     ln_row = lnw + n * D
-    glnw_acc = tl.zeros((D,), DT)
+    glnw_acc = _zeros((D,), DT)
     for gi in range(n_saved):
         g = n_saved - 1 - gi
         c0 = g * group

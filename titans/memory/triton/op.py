@@ -36,6 +36,33 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+@functools.lru_cache(maxsize=2)
+def _load_kernels(interpret: bool):
+    """The kernel module, decorated for the interpreter or for the GPU compiler (triton decides when a function is
+    decorated, so each mode gets its own copy of the module; both can live in one process)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "_kernels.py")
+    name = f"{__package__}._kernels_{'interpreted' if interpret else 'compiled'}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if old is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+    return module
+
+
+def kernels_for(device: torch.device):
+    """Interpreted kernels for CPU tensors (or anywhere with TRITON_INTERPRET=1), compiled ones for CUDA tensors."""
+    return _load_kernels(device.type != "cuda" or interpreter_enabled())
+
+
 def _pow2(x: int) -> bool:
     return x >= 1 and x & (x - 1) == 0
 
@@ -168,12 +195,11 @@ class TritonMemoryScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, meta, tile, *flat):
-        from . import _kernels as K_
-
         depth, momentum, act, eps, b, update_last, group, _compile, douts = meta
         WS, kq, qb, v, off, coefs, lnw = _scan._unflatten([None if t is None else t.detach() for t in flat], depth)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
+        K_ = kernels_for(dev)
         dummy = torch.zeros(1, dtype=dt, device=dev)
         layers = [_Layer(co, douts[l], momentum, dt, dummy) for l, co in enumerate(coefs)]
         kq = kq.contiguous()
@@ -211,14 +237,13 @@ class TritonMemoryScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, *gstate):
-        from . import _kernels as K_
-
         depth, momentum, act, eps, b, update_last, group, _compile, douts = ctx.meta
         saved_all = ctx.saved_tensors
         flat, saved = saved_all[: ctx.n_flat], saved_all[ctx.n_flat:]
         WS, kq, qb, v, off, coefs, lnw = _scan._unflatten(flat, depth)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
+        K_ = kernels_for(dev)
         dummy = torch.zeros(1, dtype=dt, device=dev)
         layers = [_Layer(co, douts[l], momentum, dt, dummy) for l, co in enumerate(coefs)]
         nc_upd = nc if update_last else nc - 1
