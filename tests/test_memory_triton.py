@@ -150,6 +150,12 @@ def test_wider_heads(interp, monkeypatch, depth, d):
     assert_match(problem(N=1, T=24, d=d, depth=depth, seed=7), 1e-10)
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_head_dim_not_a_power_of_two(interp, depth):
+    """head_dim 24 (hidden 96) runs zero-padded to 32 (128), the LayerNorm over the true 24 channels: exact."""
+    assert_match(problem(N=1, T=40, d=24, depth=depth, seed=10), 1e-10)
+
+
 # ----------------------------------------------------------------------------------------------- float32 / bf16
 @pytest.mark.parametrize("depth", [1, 2])
 def test_float32(interp, depth):
@@ -186,7 +192,7 @@ def test_bf16_inputs_float32_state(interp, monkeypatch, depth):
     inputs = range(depth, depth + 4)  # kq, qb, v, off
     low = [t.bfloat16() if (i in inputs and t is not None) else t for i, t in enumerate(flat)]
     rounded = [t.float() if (i in inputs and t is not None) else t for i, t in enumerate(low)]
-    o_k, g_k, x_k = _op_grads(op.TritonMemoryScan.apply, (meta, None), low)
+    o_k, g_k, x_k = _op_grads(lambda *xs: op.triton_memory_scan(meta, list(xs)), (), low)
     o_r, g_r, _ = _op_grads(MemoryScan.apply, (meta,), rounded)
     o_f, _, _ = _op_grads(MemoryScan.apply, (meta,), flat)
     for a, b, c in zip(o_k, o_r, o_f):
@@ -261,10 +267,13 @@ def test_explicit_triton_on_cpu_needs_the_interpreter(monkeypatch):
 
 
 def test_explicit_triton_falls_back_for_uncovered_configs(interp):
-    """chunk 8 and head_dim 12 are not covered: the torch scan runs them, with a warning naming the reason."""
+    """chunk 8 and depth 3 are not covered: the torch scan runs them, with a warning naming the reason."""
     op._WARNED.clear()
-    for kw, why in ((dict(chunk=8), "chunk_size 8"), (dict(), "head_dim 12")):
-        prob = problem(N=1, T=16, d=12 if why.startswith("head") else 16, depth=1)
+    for kw, why in ((dict(chunk=8), "chunk_size 8"), (dict(), "depth 3")):
+        prob = problem(N=1, T=16, depth=1)
+        if why.startswith("depth"):
+            prob["W0"], prob["S0"] = prob["W0"] * 3, prob["S0"] * 3
+            prob["theta"], prob["eta"], prob["alpha"] = (prob[k] * 3 for k in ("theta", "eta", "alpha"))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             y, _, _ = run(prob, "triton", **kw)

@@ -84,19 +84,23 @@ def _act_d2(z, ACT: tl.constexpr):
 
 
 @triton.jit
-def _ln(z, eps, DIM: tl.constexpr):
-    """Parameter-free LayerNorm over the last axis of z [b, DIM]: (n, rstd [b, 1])."""
-    mean = _sum(z, axis=1)[:, None] / DIM
-    zc = z - mean
-    var = _sum(zc * zc, axis=1)[:, None] / DIM
+def _ln(z, eps, DIM: tl.constexpr, DTRUE: tl.constexpr):
+    """Parameter-free LayerNorm over the first DTRUE of the DIM columns of z [b, DIM] (the rest is zero padding
+    of a head_dim that is not a power of two): (n, rstd [b, 1]), n zero on the padding."""
+    keep = (tl.arange(0, DIM) < DTRUE)[None, :]
+    mean = _sum(z, 1)[:, None] / DTRUE
+    zc = tl.where(keep, z - mean, 0.0)
+    var = _sum(zc * zc, 1)[:, None] / DTRUE
     rstd = 1.0 / tl.sqrt(var + eps)
     return zc * rstd, rstd
 
 
 @triton.jit
-def _ln_bwd(g, n, rstd, DIM: tl.constexpr):
-    """LN'(z)^T g = rstd (g - mean(g) - n mean(g n))."""
-    return rstd * (g - _sum(g, axis=1)[:, None] / DIM - n * (_sum(g * n, axis=1)[:, None] / DIM))
+def _ln_bwd(g, n, rstd, DIM: tl.constexpr, DTRUE: tl.constexpr):
+    """LN'(z)^T g = rstd (g - mean(g) - n mean(g n)) (zero on the padding)."""
+    keep = (tl.arange(0, DIM) < DTRUE)[None, :]
+    out = rstd * (g - _sum(g, 1)[:, None] / DTRUE - n * (_sum(g * n, 1)[:, None] / DTRUE))
+    return tl.where(keep, out, 0.0)
 
 
 @triton.jit
@@ -364,7 +368,7 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
                y, cn, upd, eps,
                D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr, READ: tl.constexpr,
-               DT: tl.constexpr):
+               DT: tl.constexpr, DTRUE: tl.constexpr):
     """One chunk forward from the state at (s0, s1): y (when READ) and, when ``upd``, the chunk-end state written
     to (d0, d1) (which may alias the source: each tile is read before it is written)."""
     W0S: tl.constexpr = 2 * HID if MOM else HID
@@ -383,9 +387,9 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
         hc = j * BH + tl.arange(0, BH)
         o0, o1 = _tile_ptrs(hc, rd, D, W0S, W1S)
         z1 += _dot(_act(_dot(K, _ld(s0, o0, DT), DT), ACT), _ld(s1, o1, DT), DT)
-    nz, rstd = _ln(z1, eps, D)
+    nz, rstd = _ln(z1, eps, D, DTRUE)
     r = _ld(off, cn * BT * D + rows, DT) + lw * nz
-    delta1 = _ln_bwd(2.0 * lw * r, nz, rstd, D)
+    delta1 = _ln_bwd(2.0 * lw * r, nz, rstd, D, DTRUE)
     de1t = _coef(de1, cn * BT * CA1, rt, rd, CA1, DT)
     tl.debug_barrier()
     # pass 2: delta_0, the read of layer 0 and the update, tile by tile
@@ -448,7 +452,7 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
         else:
             Ds1 = Dm1 * s1m
         a1 -= _dread(Ds1, delta1, CA1, DT)
-        na, _ = _ln(a1, eps, D)
+        na, _ = _ln(a1, eps, D, DTRUE)
         tl.store(y + cn * BT * D + rows, _ld(qb, cn * BT * D + rows, DT) + lw * na)
     tl.debug_barrier()
 
@@ -458,7 +462,7 @@ def deep_fwd_kernel(kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1
                     y, ws0, ws1, saved0, saved1, nc, nc_upd, N, group, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    SAVE: tl.constexpr, DT: tl.constexpr):
+                    SAVE: tl.constexpr, DT: tl.constexpr, DTRUE: tl.constexpr):
     """ws0 / ws1 hold the initial state on entry and the final state on exit (updated in place)."""
     n = tl.program_id(0).to(tl.int64)
     W0S: tl.constexpr = 2 * HID if MOM else HID
@@ -474,7 +478,7 @@ def deep_fwd_kernel(kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1
                 tl.debug_barrier()
         _deep_step(s0, s1, s0, s1, kq, qb, off, lnw + n * D, A0, B0, D0, C1a, Be0, de0, me0,
                    A1, B1, D1, C1b, Be1, de1, me1, y, c * N + n, c < nc_upd, eps,
-                   D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, True, DT)
+                   D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, True, DT, DTRUE)
 
 
 @triton.jit
@@ -490,7 +494,7 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
                     cn, upd, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    DT: tl.constexpr):
+                    DT: tl.constexpr, DTRUE: tl.constexpr):
     """VJP of one chunk (step.chunk_backward, depth 2) at the chunk-start state (s0, s1); (g0, g1) hold the
     gradient of the chunk-end state on entry and that of the chunk-start state on exit. Returns this chunk's
     contribution to the gradient of the LayerNorm scale."""
@@ -529,10 +533,10 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
                 hR1 += _dot(h1, G1S, DT)
                 gC1bs += _sum(S1j * G1S, axis=0)
                 gBe1v += _sum(S1j * G1W, axis=0)
-    nz, rstd = _ln(z1, eps, D)
+    nz, rstd = _ln(z1, eps, D, DTRUE)
     r = _ld(off, cn * BT * D + rows, DT) + lw * nz
     gl = 2.0 * lw * r
-    delta1 = _ln_bwd(gl, nz, rstd, D)
+    delta1 = _ln_bwd(gl, nz, rstd, D, DTRUE)
     gdelta1 = _zeros((BT, D), DT)
     de1t = _coef(de1, cn * BT * CA1, rt, rd, CA1, DT)
     rhs1W = de1t * delta1
@@ -587,10 +591,10 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         B1t = _coef(B1, cn * BT * CA1, rt, rd, CA1, DT)
         a1 += B1t * e1
     a1 -= _dread(Ds1, delta1, CA1, DT)
-    na, rstd2 = _ln(a1, eps, D)
+    na, rstd2 = _ln(a1, eps, D, DTRUE)
     gyt = _ld(gy, cn * BT * D + rows, DT)
     glnw = _sum(gyt * na, axis=0)
-    ga1 = _ln_bwd(gyt * lw, na, rstd2, D)
+    ga1 = _ln_bwd(gyt * lw, na, rstd2, D, DTRUE)
     gc1 = ga1
     if DECAY:
         if CA1 > 1:
@@ -741,15 +745,15 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         tl.store(scr + 2 * BT * HID + so, gp0)
     # ---- the inner error at the output: delta_1 = LN'(z_1)^T g, g = 2 gamma r, r = gamma LN(z_1) + off
     w = gdelta1
-    gg = _ln_bwd(w, nz, rstd, D)
-    mwn = _sum(w * nz, axis=1)[:, None] / D
-    mgn = _sum(gl * nz, axis=1)[:, None] / D
+    gg = _ln_bwd(w, nz, rstd, D, DTRUE)
+    mwn = _sum(w * nz, axis=1)[:, None] / DTRUE
+    mgn = _sum(gl * nz, axis=1)[:, None] / DTRUE
     Gx = -rstd * (gl * mwn + w * mgn)
-    extra = nz * (-(rstd / D) * _sum(w * delta1, axis=1)[:, None])
+    extra = nz * (-(rstd / DTRUE) * _sum(w * delta1, axis=1)[:, None])
     gr = 2.0 * lw * gg
     glnw += _sum(2.0 * r * gg + nz * gr, axis=0)
     tl.store(goff + cn * BT * D + rows, gr)
-    gz1 = _ln_bwd(Gx + lw * gr, nz, rstd, D) + extra
+    gz1 = _ln_bwd(Gx + lw * gr, nz, rstd, D, DTRUE) + extra
     tl.debug_barrier()
     # ---- pass D: the forward chain z_0 = K W_0, z_1 = sigma(z_0) W_1
     gk = gh0
@@ -790,7 +794,7 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
                     nc, nc_upd, N, group, n_saved, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    DT: tl.constexpr):
+                    DT: tl.constexpr, DTRUE: tl.constexpr):
     """Groups in reverse: the group's chunk-start states are recomputed from its saved state into the scratch
     slots (scr0/scr1 [N, group, ...]), then the chunks' VJPs run in reverse. g0 / g1: the final state's
     gradient on entry, the initial state's on exit. glnw [N, d]: the LayerNorm scale's gradient."""
@@ -816,7 +820,7 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
             _deep_step(scr0 + (n * group + k) * SZ0, scr1 + (n * group + k) * SZ1,
                        scr0 + (n * group + k + 1) * SZ0, scr1 + (n * group + k + 1) * SZ1,
                        kq, qb, off, ln_row, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1, C1b, Be1, de1, me1,
-                       kq, c * N + n, True, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, False, DT)
+                       kq, c * N + n, True, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, False, DT, DTRUE)
         for ci in range(c1 - c0):
             c = c1 - 1 - ci
             k = c - c0
@@ -825,5 +829,5 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
                                         A1, B1, D1, C1b, Be1, de1, me1,
                                         gkq, goff, gA0, gB0, gD0, gC1a, gBe0, gde0, gme0,
                                         gA1, gB1, gD1, gC1b, gBe1, gde1, gme1,
-                                        c * N + n, c < nc_upd, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, DT)
+                                        c * N + n, c < nc_upd, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, DT, DTRUE)
     tl.store(glnw + n * D + tl.arange(0, D), glnw_acc)

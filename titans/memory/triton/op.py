@@ -15,7 +15,10 @@ ACT_CODES = {"gelu": 0, "silu": 1, "relu": 2, "tanh": 3}
 STATE_DTYPES = (torch.float32, torch.float64)
 INPUT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 MAX_HEAD_DIM = 128
-DEFAULT_TILE = 64  # hidden tile (depth 2) and column tile (depth 1), capped by the width
+MAX_HIDDEN = 512
+COLUMN_TILE = 64  # depth 1: columns of W per program
+HIDDEN_TILE = 32  # depth 2: hidden units per tile (sm_90 at head_dim 64: 255 registers, ~3 KB spills in the backward)
+DEFAULT_TILE = None  # tests: one tile width for both
 
 _AUTO_FAILED: list[str] = []  # set once when the kernels cannot run on this GPU: auto-dispatch then stops trying
 _WARNED: set[str] = set()
@@ -78,10 +81,10 @@ def unsupported_reason(meta, flat) -> str | None:
         return f"activation {act!r}"
     if not (_pow2(b) and b >= 16):
         return f"chunk_size {b} (the kernels need a power of two >= 16)"
-    if not (_pow2(d) and 16 <= d <= MAX_HEAD_DIM):
-        return f"head_dim {d} (the kernels need a power of two between 16 and {MAX_HEAD_DIM})"
-    if depth == 2 and (douts[1] != d or not (_pow2(douts[0]) and douts[0] >= 16)):
-        return f"hidden width {douts[0]} (the kernels need a power of two >= 16)"
+    if not d <= MAX_HEAD_DIM:
+        return f"head_dim {d} (the kernels cover head_dim <= {MAX_HEAD_DIM})"
+    if depth == 2 and (douts[1] != d or douts[0] > MAX_HIDDEN):
+        return f"hidden width {douts[0]} (the kernels cover hidden widths <= {MAX_HIDDEN})"
     if WS[0].dtype not in STATE_DTYPES or any(w.dtype != WS[0].dtype for w in WS):
         return f"state dtype {WS[0].dtype} (float32 or float64)"
     for t in (kq, qb, v, off):
@@ -123,14 +126,14 @@ def apply_scan(backend: str, meta, flat):
         if reason is not None:
             _warn_once(f"titans: the Triton memory kernels do not cover {reason}; using the torch scan for it")
             return _scan.MemoryScan.apply(meta, *flat)
-        return TritonMemoryScan.apply(meta, None, *flat)
+        return triton_memory_scan(meta, flat)
     if backend != "auto":
         raise ValueError(f"memory scan backend must be 'torch', 'auto' or 'triton', got {backend!r}")
     if (device.type != "cuda" or os.environ.get("TITANS_TRITON", "1") == "0" or _AUTO_FAILED
             or triton_import_error() is not None or unsupported_reason(meta, flat) is not None):
         return _scan.MemoryScan.apply(meta, *flat)
     try:
-        return TritonMemoryScan.apply(meta, None, *flat)
+        return triton_memory_scan(meta, flat)
     except Exception as err:  # noqa: BLE001 - a kernel that does not compile on this GPU: the torch scan is exact
         _AUTO_FAILED.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
         _warn_once(f"titans: the Triton memory kernels failed on this device ({_AUTO_FAILED[0]}); using the "
@@ -139,8 +142,8 @@ def apply_scan(backend: str, meta, flat):
 
 
 # ----------------------------------------------------------------------------------------------- the operator
-def _tiles(width: int, tile: int | None) -> int:
-    return min(width, tile or DEFAULT_TILE)
+def _tiles(width: int, tile: int | None, default: int) -> int:
+    return min(width, tile or DEFAULT_TILE or default)
 
 
 class _Layer:
@@ -194,7 +197,7 @@ class TritonMemoryScan(torch.autograd.Function):
     the hidden/column tile width (tests use 16 to exercise several tiles)."""
 
     @staticmethod
-    def forward(ctx, meta, tile, *flat):
+    def forward(ctx, meta, tile, dtrue, *flat):
         depth, momentum, act, eps, b, update_last, group, _compile, douts = meta
         WS, kq, qb, v, off, coefs, lnw = _scan._unflatten([None if t is None else t.detach() for t in flat], depth)
         nc, N, _, d = kq.shape
@@ -213,7 +216,7 @@ class TritonMemoryScan(torch.autograd.Function):
             ws0 = WS[0].contiguous()
             out = torch.empty_like(ws0)
             saved = [torch.empty(max(n_saved, 1), *ws0.shape, dtype=dt, device=dev)]
-            bc = _tiles(d, tile)
+            bc = _tiles(d, tile, COLUMN_TILE)
             L = layers[0]
             K_.linear_fwd_kernel[(N, d // bc)](
                 ws0, kq, v.contiguous(), *L.args(), y, out, saved[0], nc, nc_upd, N, group,
@@ -223,15 +226,15 @@ class TritonMemoryScan(torch.autograd.Function):
             h = douts[0]
             outs = [w.contiguous().clone() for w in WS]  # updated in place
             saved = [torch.empty(max(n_saved, 1), *w.shape, dtype=dt, device=dev) for w in outs]
-            bh = _tiles(h, tile)
+            bh = _tiles(h, tile, HIDDEN_TILE)
             K_.deep_fwd_kernel[(N,)](
                 kq, qb.contiguous(), off.contiguous(), lnw.contiguous(), *layers[0].args(), *layers[1].args(), y,
                 outs[0], outs[1], saved[0], saved[1], nc, nc_upd, N, group, eps,
                 D=d, HID=h, BH=bh, BT=b, MOM=momentum, DECAY=decay, CA0=layers[0].CA, CA1=layers[1].CA,
-                ACT=ACT_CODES[act], SAVE=keep, DT=DT)
+                ACT=ACT_CODES[act], SAVE=keep, DT=DT, DTRUE=dtrue)
         if keep:
             ctx.save_for_backward(*flat, *saved)
-            ctx.meta, ctx.tile, ctx.n_flat, ctx.n_saved = meta, tile, len(flat), n_saved
+            ctx.meta, ctx.tile, ctx.dtrue, ctx.n_flat, ctx.n_saved = meta, tile, dtrue, len(flat), n_saved
         return (y, *outs)
 
     @staticmethod
@@ -276,7 +279,7 @@ class TritonMemoryScan(torch.autograd.Function):
 
         if depth == 1:
             L = layers[0]
-            bc = _tiles(d, ctx.tile)
+            bc = _tiles(d, ctx.tile, COLUMN_TILE)
             ncol = d // bc
             gkq_p = z(ncol, nc, N, 2 * b, d)
             gv = z(nc, N, b, d)
@@ -291,7 +294,7 @@ class TritonMemoryScan(torch.autograd.Function):
             gv = gv.to(v.dtype)
         else:
             h = douts[0]
-            bh = _tiles(h, ctx.tile)
+            bh = _tiles(h, ctx.tile, HIDDEN_TILE)
             gkq, goff = z(nc, N, 2 * b, d), z(nc, N, b, d)
             bufs = [coef_bufs(L, douts[l]) for l, L in enumerate(layers)]
             scr = [torch.empty(N, group, *w.shape[1:], dtype=dt, device=dev) for w in WS]
@@ -302,18 +305,69 @@ class TritonMemoryScan(torch.autograd.Function):
                 *layers[0].args(), *layers[1].args(), saved[0], saved[1], scr[0], scr[1], scr_g, gws[0], gws[1],
                 gkq, goff, *bufs[0], *bufs[1], glnw, nc, nc_upd, N, group, ctx.n_saved, eps,
                 D=d, HID=h, BH=bh, BT=b, MOM=momentum, DECAY=decay, CA0=layers[0].CA, CA1=layers[1].CA,
-                ACT=ACT_CODES[act], DT=DT)
+                ACT=ACT_CODES[act], DT=DT, DTRUE=ctx.dtrue)
             gco = [finish(bf, L, lead=False) for bf, L in zip(bufs, layers)]
             gqb, gv = gy.to(qb.dtype), None
             goff, glnw = goff.to(off.dtype), glnw.view(N, 1, d).to(lnw.dtype)
         gkq = gkq.to(kq.dtype)
         gWS = [g.to(w.dtype) for g, w in zip(gws, WS)]
-        return (None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw)
+        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw)
+
+
+def _next_pow2(x: int) -> int:
+    return max(16, 1 << (x - 1).bit_length())
+
+
+def _pad_last(t: Tensor | None, width: int, parts: int = 1) -> Tensor | None:
+    """Zero-pad the last axis of t (made of ``parts`` equal blocks, e.g. [W | S]) so that each block has ``width``."""
+    if t is None or t.shape[-1] == parts * width:
+        return t
+    if parts == 1:
+        return torch.nn.functional.pad(t, (0, width - t.shape[-1]))
+    return torch.cat([_pad_last(p, width) for p in t.chunk(parts, dim=-1)], dim=-1)
+
+
+def _pad_rows(t: Tensor, rows: int) -> Tensor:
+    return t if t.shape[-2] == rows else torch.nn.functional.pad(t, (0, 0, 0, rows - t.shape[-2]))
+
+
+def _padded(meta, flat):
+    """The call with head_dim and hidden width zero-padded to powers of two (exact: the padded keys, values, weights
+    and LN scale are zero, sigma(0) = 0, and the LayerNorm statistics use the true width); None if no padding."""
+    depth, momentum, act, eps, b, update_last, group, compile, douts = meta
+    WS, kq, qb, v, off, coefs, lnw = _scan._unflatten(flat, depth)
+    d = kq.shape[-1]
+    D = _next_pow2(d)
+    widths = [D] if depth == 1 else [_next_pow2(douts[0]), D]
+    if D == d and list(douts) == widths:
+        return None
+    parts = 2 if momentum else 1
+    rows = [D] + widths[:-1]
+    WSp = [_pad_rows(_pad_last(w, wd, parts), r) for w, wd, r in zip(WS, widths, rows)]
+    cop = []
+    for (A, B, Dm, C1, Be, de, me), wd in zip(coefs, widths):
+        cw = A is not None and A.shape[-1] > 1
+        chan = (lambda t: _pad_last(t, wd)) if cw else (lambda t: t)
+        c1 = _pad_last(C1, wd, parts) if (C1 is not None and (momentum or cw)) else C1
+        cop.append((chan(A), chan(B), chan(Dm) if (cw and Dm is not None) else Dm, c1, chan(Be), chan(de), me))
+    flat_p = [*WSp, _pad_last(kq, D), _pad_last(qb, D), _pad_last(v, D), _pad_last(off, D),
+              *[t for layer in cop for t in layer], _pad_last(lnw, D)]
+    return (depth, momentum, act, eps, b, update_last, group, compile, tuple(widths)), flat_p, d, list(douts)
 
 
 def triton_memory_scan(meta, flat, tile: int | None = None):
-    """The kernels without the dispatcher (tests and benchmarks): ``TritonMemoryScan.apply(meta, tile, *flat)``."""
-    return TritonMemoryScan.apply(meta, tile, *flat)
+    """The kernels without the dispatcher (tests and benchmarks): same results as ``scan.MemoryScan.apply``."""
+    pad = _padded(meta, flat)
+    if pad is None:
+        return TritonMemoryScan.apply(meta, tile, flat[len(meta[-1])].shape[-1], *flat)
+    meta_p, flat_p, d, douts = pad
+    y, *WS = TritonMemoryScan.apply(meta_p, tile, d, *flat_p)
+    parts = 2 if meta[1] else 1
+    rows = [d] + douts[:-1]
+    WS = [w[..., :r, :] for w, r in zip(WS, rows)]
+    WS = [w if w.shape[-1] == parts * do else torch.cat([p[..., :do] for p in w.chunk(parts, dim=-1)], dim=-1)
+          for w, do in zip(WS, douts)]
+    return (y[..., :d], *WS)
 
 
 __all__ = ["TritonMemoryScan", "apply_scan", "triton_memory_scan", "unsupported_reason", "triton_import_error",
