@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
-IMPLS = ("scan", "autograd")
+IMPLS = ("scan", "autograd", "triton")
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # Titans LMM (paper defaults, NeurIPS version): deep memory, momentum, forgetting.
@@ -41,11 +41,14 @@ class MemoryConfig:
       theta_init, eta_init, alpha_init  gate values at initialisation (through the projection biases).
     Implementation (same values and gradients either way):
       impl        "scan" (default): the chunk loop as one autograd operator with a hand-derived backward
-                  (``titans.memory.scan``); "autograd": the reference, autograd through every chunk (``chunked``).
+                  (``titans.memory.scan``), run by the Triton kernels on CUDA tensors when triton is installed and
+                  covers the configuration (``titans.memory.triton``; TITANS_TRITON=0 turns that off);
+                  "triton": the Triton kernels explicitly (CUDA, or TRITON_INTERPRET=1 on CPU);
+                  "autograd": the reference, autograd through every chunk (``chunked``).
       checkpoint_group  scan: chunks between the states saved for the backward (0 = every state while they
                   take at most 128 MiB per call, else about sqrt(chunks): see ``scan.auto_group``).
                   autograd: 0 = off; g > 0 = activation checkpointing over groups of g chunks.
-      compile     scan only: compile the chunk step with torch.compile (fused kernels; pays a compile
+      compile     scan/triton: compile the torch chunk step with torch.compile (fused kernels; pays a compile
                   time on the first call of each shape; off by default).
     Inputs: q, k, v = SiLU(causal depthwise conv(Linear(x))), q and k L2-normalised per head.
     """
@@ -96,8 +99,8 @@ class MemoryConfig:
             bad(f"conv_kernel must be >= 1, got {self.conv_kernel}")
         if self.impl not in IMPLS:
             bad(f"impl must be one of {IMPLS}, got {self.impl!r}")
-        if self.compile and self.impl != "scan":
-            bad("compile=True needs impl='scan' (the autograd reference is never compiled)")
+        if self.compile and self.impl == "autograd":
+            bad("compile=True needs impl='scan' or 'triton' (the autograd reference is never compiled)")
         if self.checkpoint_group < 0:
             bad(f"checkpoint_group must be >= 0 (0 = the default: see the docstring), got {self.checkpoint_group}")
         if not self.max_lr > 0:

@@ -182,8 +182,9 @@ class NeuralMemory(nn.Module):
         weights = [w.to(dt).reshape(N, *w.shape[2:]) for w in state.weights]
         momentum = [s.to(dt).reshape(N, *s.shape[2:]) for s in state.momentum] if self.cfg.momentum else None
         lw, lb = self._ln_params(B, dt)
-        op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(memory_scan,
-                                                                                    compile=self.cfg.compile)
+        backend = "triton" if self.cfg.impl == "triton" else "auto"
+        op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(
+            memory_scan, compile=self.cfg.compile, backend=backend)
         y, W, S = op(
             flat(q), flat(k), flat(v), self._per_layer(flat(gates.lr)), self._per_layer(flat(gates.log_eta)),
             self._per_layer(flat(gates.log_decay), channelwise=self.cfg.channelwise_alpha), weights, momentum,
