@@ -44,7 +44,7 @@ def evaluate_checkpoints(ckpts, suites, overrides) -> list[Path]:
     """Run eval.py's pipeline on each checkpoint and suite; a suite that cannot run here is reported and skipped."""
     from hydra import compose, initialize_config_dir
 
-    from titans.eval.hub import HubUnavailableError
+    from titans.errors import HubUnavailableError
     from titans.eval.runner import evaluate_checkpoint
     from titans.training.hydra_utils import register_resolvers
 

@@ -21,7 +21,7 @@ def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from titans.training import LitCausalLM
-    from titans.training.checkpoint import load_model_and_tokenizer
+    from titans.eval.loading import load_model_and_tokenizer
 
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     lit = LitCausalLM.load_from_checkpoint(ckpt, map_location="cpu").eval()
@@ -44,11 +44,12 @@ def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tm
 
 
 def test_bad_checkpoint_paths_are_explained(tmp_path):
-    from titans.training.checkpoint import load_model_and_tokenizer
+    from titans.errors import CheckpointError
+    from titans.eval.loading import load_model_and_tokenizer
 
-    with pytest.raises(FileNotFoundError, match="neither a Lightning checkpoint"):
+    with pytest.raises(CheckpointError, match="not found"):
         load_model_and_tokenizer(tmp_path / "missing")
     bogus = tmp_path / "bogus.ckpt"
     torch.save({"state_dict": {}}, bogus)
-    with pytest.raises(ValueError, match="not a titans training checkpoint"):
+    with pytest.raises(CheckpointError, match="not a titans training checkpoint"):
         load_model_and_tokenizer(bogus)

@@ -2,7 +2,7 @@
 
 from titans.data.babilong import BabilongDataModule
 from titans.data.base import PackedLMDataModule
-from titans.data.errors import DataUnavailableError
+from titans.errors import DataUnavailableError
 from titans.data.mqar import MQARDataModule
 from titans.data.sampler import ResumableSampler
 from titans.data.text import TextDataModule

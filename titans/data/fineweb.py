@@ -19,12 +19,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from titans.data.base import PackedLMDataModule, resolve_batch_size
-from titans.data.errors import DataUnavailableError
-from titans.data.network import hub_unavailable_reason
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir, resolve_path
 from titans.data.shards import META_FILE, read_meta, shard_windows
 from titans.data.tokenizers import tokenizer_fingerprint
+from titans.errors import DataUnavailableError, first_line
+from titans.hub import require_hub
 
 DEFAULT_NAME = "HuggingFaceFW/fineweb-edu"
 LOCAL_BUILDERS = ("json", "parquet", "text", "csv", "arrow")
@@ -124,19 +124,15 @@ class FineWebEduDataModule(PackedLMDataModule):
     def streaming(self) -> bool:
         return self.meta is None
 
+    def _offline_alternative(self) -> str:
+        return (f"data=shakespeare (the bundled offline corpus), or pre-tokenized shards in {self.shards_dir} "
+                f"(python scripts/prepare_lm_data.py --out {self.shards_dir}, where the hub is reachable)")
+
     def _check_stream_available(self) -> None:
         if self.data_files is not None or self.name in LOCAL_BUILDERS or Path(self.name).exists():
             return
-        reason = hub_unavailable_reason()
-        if reason:
-            raise self._unavailable(reason)
-
-    def _unavailable(self, reason: str) -> DataUnavailableError:
-        return DataUnavailableError(
-            f"FineWeb-Edu ({self.name}, {self.dataset_config}) is not available: {reason} and there are no "
-            f"pre-tokenized shards in {self.shards_dir}; use data=shakespeare (the bundled offline corpus), or "
-            f"run python scripts/prepare_lm_data.py --out {self.shards_dir} where the hub is reachable"
-        )
+        require_hub(f"FineWeb-Edu ({self.name}, {self.dataset_config}) without pre-tokenized shards",
+                    self._offline_alternative())
 
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is not None:
@@ -146,8 +142,8 @@ class FineWebEduDataModule(PackedLMDataModule):
             try:
                 docs = list(encode_documents(self.tokenizer, itertools.islice(texts, self.val_documents)))
             except (OSError, ConnectionError) as err:  # network errors, gated or unknown data set
-                message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise self._unavailable(f"loading it failed ({message})") from err
+                raise DataUnavailableError(f"{self.name} ({self.dataset_config}) is not available: loading it failed "
+                                           f"({first_line(err)}); use {self._offline_alternative()}") from err
             tokens = pack_documents(docs, self.tokenizer.eos_token_id, dtype=token_dtype(len(self.tokenizer)))
             self.val_set = PackedWindows(tokens, self.seq_len)
             if len(self.val_set) == 0:

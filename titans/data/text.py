@@ -10,7 +10,7 @@ import numpy as np
 
 from titans.data.base import PackedLMDataModule, resolve_batch_size
 from titans.data.corpus import read_documents
-from titans.data.errors import DataUnavailableError
+from titans.errors import DataUnavailableError
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import cache_dir as default_cache_dir
 from titans.data.paths import data_dir as default_data_dir

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreT
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from titans.layers import RMSNorm
+from titans.memory import NeuralMemory
 
 from .block import Block
 from .cache import LayerCache, TitansCache
@@ -59,8 +60,8 @@ class TitansPreTrainedModel(PreTrainedModel):
 
 def _protect_memory_init(module: nn.Module) -> None:
     """NeuralMemory initialises its own parameters (gate biases, M_0): keep HF's init away from them."""
-    for name, sub in module.named_modules():
-        if type(sub).__name__ == "NeuralMemory":
+    for sub in module.modules():
+        if isinstance(sub, NeuralMemory):
             for inner in sub.modules():
                 inner._is_hf_initialized = True
 

@@ -13,11 +13,9 @@ _RUN_ID = f"{os.getpid():x}{secrets.token_hex(2)}"
 
 
 def register_resolvers() -> None:
-    """Register ``${run_id:}`` (unique per process) and ``${eval:...}`` (arithmetic in configs)."""
+    """Register ``${run_id:}`` (unique per process: the run directories' suffix)."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID)
-    if not OmegaConf.has_resolver("eval"):
-        OmegaConf.register_new_resolver("eval", lambda expr: eval(expr, {"__builtins__": {}}, {}))
 
 
 #: the files a run leaves to resume from: the periodic/last save and the one written when it was interrupted
