@@ -9,8 +9,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from titans.models import (TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm,
-                           output_cache)
+from titans.layers import KVCache
+from titans.memory import MemoryState
+from titans.models import (TITANS_VARIANTS, VARIANTS, MACState, MAGState, TitansCache, TitansConfig, TitansForCausalLM,
+                           build_causal_lm, output_cache)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -60,6 +62,26 @@ def test_cached_streaming_equals_full_forward(variant):
                 cache, pos = output_cache(out), pos + step
                 logits.append(out.logits)
             torch.testing.assert_close(torch.cat(logits, 1), full, atol=1e-4, rtol=1e-4)
+
+
+def _tensors(state) -> list[torch.Tensor]:
+    found = []
+    state.map(lambda t: found.append(t) or t)
+    return found
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_block_keeps_a_typed_state_that_the_next_step_leaves_unchanged(variant):
+    expected = {"attn": KVCache, "swa": KVCache, "lmm": MemoryState, "mag": MAGState, "mac": MACState}
+    model, x = tiny(variant), tokens(batch=1, length=9)
+    with torch.no_grad():
+        cache = output_cache(model(x[:, :6], use_cache=True))
+        before = list(cache.layers)
+        copies = [[t.clone() for t in _tensors(state)] for state in before]
+        model(x[:, 6:], past_key_values=cache, use_cache=True)
+    for kind, state, old, copy_ in zip(model.config.block_types, cache.layers, before, copies):
+        assert isinstance(state, expected[kind]) and state is not old
+        assert all(torch.equal(a, b) for a, b in zip(_tensors(old), copy_)), kind  # states are values
 
 
 @pytest.mark.parametrize("variant", ["mac", "mag", "mal", "lmm"])

@@ -25,13 +25,13 @@ Decisions where the paper / DESIGN.md is silent:
   query stream keeps its own conv cache across segments.
 - Parameter matching: see titans.models.sizes.
 """
-from .cache import LayerCache, TitansCache
+from .cache import MACState, MAGState, TitansCache
 from .config import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansConfig
 from .modeling import TitansForCausalLM, TitansModel, TitansPreTrainedModel, output_cache
 from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim
 
 __all__ = [
-    "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "LayerCache",
+    "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "MAGState", "MACState",
     "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "SIZES", "NOMINAL_PARAMS",
     "VARIANTS", "TITANS_VARIANTS", "BLOCK_TYPES", "output_cache",
 ]

@@ -11,7 +11,7 @@ from titans.layers import RMSNorm
 from titans.memory import NeuralMemory
 
 from .block import Block
-from .cache import LayerCache, TitansCache
+from .cache import TitansCache
 from .config import TitansConfig
 from .loss import linear_cross_entropy
 from .mixers import SeqContext
@@ -104,7 +104,9 @@ class TitansModel(TitansPreTrainedModel):
         positions = torch.arange(start, start + x.shape[1], device=x.device)
         ctx = SeqContext(positions=positions, n_prefix=n_prefix, token_offset=seen)
         for i, block in enumerate(self.layers):
-            x = block(x, ctx, cache.layers[i] if cache is not None else LayerCache())
+            x, state = block(x, ctx, cache.layers[i] if cache is not None else None)
+            if cache is not None:
+                cache.layers[i] = state
         if cache is not None:
             cache.seen_tokens = seen + n_tokens
         x = self.norm(x[:, n_prefix:])
