@@ -33,10 +33,10 @@ def hf_dir(tmp_path_factory):
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
 
-    from titans.training.hydra_utils import register_resolvers
+    from titans.training.hydra_utils import register_hydra
 
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_resolvers()
+    register_hydra()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose(config_name="eval", overrides=overrides)
 
@@ -90,12 +90,14 @@ def test_hub_suites_fail_fast_offline(hf_dir, monkeypatch):
 
 def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path):
     from titans.data import build_tokenizer
+    from titans.models import build_causal_lm
     from titans.training.lit_module import LitCausalLM
 
     tokenizer = build_tokenizer(kind="bytes")
-    lit = LitCausalLM(net=dict(variant="transformer", size="tiny", vocab_size=len(tokenizer), n_layers=1, d_model=32,
-                               n_heads=2, max_position_embeddings=2048),
-                      optimizer=dict(lr=1e-3), scheduler=dict(warmup_steps=1), tokenizer=tokenizer.titans_config)
+    net = build_causal_lm("transformer", "tiny", vocab_size=len(tokenizer), n_layers=1, d_model=32, n_heads=2,
+                          max_position_embeddings=2048)
+    lit = LitCausalLM(net=net, optimizer=dict(lr=1e-3), scheduler=dict(warmup_steps=1),
+                      tokenizer=tokenizer.titans_config)
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": lit.state_dict(), "hyper_parameters": dict(lit.hparams)}, ckpt)
 

@@ -10,9 +10,10 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from titans.layers import KVCache
-from titans.memory import MemoryState
+from titans.memory import MemoryConfig, MemoryState
 from titans.models import (TITANS_VARIANTS, VARIANTS, MACState, MAGState, TitansCache, TitansConfig, TitansForCausalLM,
                            build_causal_lm, output_cache)
+from titans.models.config import MEMORY_PRESETS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -190,12 +191,9 @@ def test_persistent_tokens_are_learned_and_shift_outputs():
 
 def test_mal_layer_pattern_and_presets():
     assert TitansConfig(variant="mal", n_layers=4, d_model=32, n_heads=2).block_types == ["lmm", "swa", "lmm", "swa"]
-    dn = TitansConfig(variant="deltanet", d_model=32, n_heads=2).memory
-    assert dn["depth"] == 1 and not dn["momentum"] and not dn["forget"]
-    gdn = TitansConfig(variant="gated_deltanet", d_model=32, n_heads=2).memory
-    assert gdn["depth"] == 1 and not gdn["momentum"] and gdn["forget"]
-    ttt = TitansConfig(variant="ttt", d_model=32, n_heads=2).memory
-    assert ttt["depth"] == 2 and not ttt["momentum"] and not ttt["forget"]
+    for variant, preset in MEMORY_PRESETS.items():  # each variant's memory is its preset, with the model's heads
+        assert TitansConfig(variant=variant, d_model=32, n_heads=2).memory == MemoryConfig.preset(preset, num_heads=2)
+    assert TitansConfig(variant="transformer", d_model=32, n_heads=2).memory is None
 
 
 def test_generate_prefill_computes_only_the_last_logits():
@@ -240,7 +238,7 @@ def test_beam_search_with_the_cache_equals_beam_search_without():
 def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="unknown variant"):
         TitansConfig(variant="mamba")
-    with pytest.raises(TypeError, match="unknown keys"):
+    with pytest.raises(TypeError, match="depht"):
         TitansConfig(variant="lmm", d_model=32, n_heads=2, memory={"depht": 2})
     with pytest.raises(ValueError, match="unknown size"):
         build_causal_lm("lmm", "huge")

@@ -53,3 +53,24 @@ def test_bad_checkpoint_paths_are_explained(tmp_path):
     torch.save({"state_dict": {}}, bogus)
     with pytest.raises(CheckpointError, match="not a titans training checkpoint"):
         load_model_and_tokenizer(bogus)
+
+
+def test_a_checkpoint_of_the_earlier_layout_still_loads(trained_run, tmp_path):
+    """Checkpoints written before the LightningModule took the built network (hyper_parameters ``net`` = the builder's
+    keyword arguments, ``vocab_size``) load the same way: everything rebuilds the model from ``model_config``."""
+    from titans.eval.loading import load_model_and_tokenizer
+    from titans.training import LitCausalLM
+
+    ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
+    hparams = ckpt["hyper_parameters"]
+    hparams["net"] = {"variant": "mac", "size": "tiny", "segment_len": 16, "n_persistent": 16}
+    hparams["vocab_size"] = hparams["model_config"]["vocab_size"]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    new_lit = LitCausalLM.load_from_checkpoint(trained_run / "checkpoints" / "last.ckpt").eval()
+    old_lit = LitCausalLM.load_from_checkpoint(old).eval()
+    model, tokenizer = load_model_and_tokenizer(old)
+    ids = torch.tensor([tokenizer.encode("Shall I compare thee to a summer's day?")])
+    with torch.no_grad():
+        torch.testing.assert_close(old_lit(ids), new_lit(ids), rtol=0, atol=0)
+        torch.testing.assert_close(model(input_ids=ids).logits, new_lit(ids), rtol=0, atol=0)

@@ -38,7 +38,7 @@ def test_experiment_composes_and_instantiates(name, tmp_path, monkeypatch):
         assert cfg.model.net.window == 2048
 
     with torch.device("meta"):
-        module = hydra.utils.instantiate(cfg.model, vocab_size=32000, tokens_per_step=524288, _convert_="all")
+        module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 32000}, tokens_per_step=524288, _convert_="all")
     params = sum(p.numel() for p in module.net.parameters())
     size = cfg.model.net.size
     nominal = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}[size]
@@ -88,6 +88,28 @@ def test_config_groups_compose(overrides, tmp_path, monkeypatch):
 def test_every_variant_and_cpu_size_builds(variant, size, tmp_path, monkeypatch):
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     cfg = _compose(tmp_path, [f"model={variant}", f"size={size}"])
-    module = hydra.utils.instantiate(cfg.model, vocab_size=4096, _convert_="all")
+    module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 4096}, _convert_="all")
     assert module.net.config.variant == variant
     assert module.hparams["model_config"]["vocab_size"] == 4096
+
+
+def test_one_route_from_the_config_to_the_memory(tmp_path, monkeypatch):
+    """Every MemoryConfig field is in the composed config (overridable without +); Hydra builds one MemoryConfig,
+    which reaches every NeuralMemory as that object, with the model's heads filled in once."""
+    import dataclasses
+
+    from hydra.errors import ConfigCompositionException
+
+    from titans.memory import MemoryConfig, NeuralMemory
+
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    cfg = _compose(tmp_path, ["model=lmm", "model.net.memory.depth=1", "model.net.memory.chunk_size=8"])
+    assert set(cfg.model.net.memory) - {"_target_"} == {f.name for f in dataclasses.fields(MemoryConfig)}
+    net = hydra.utils.instantiate(cfg.model.net, vocab_size=64)
+    memories = [m for m in net.modules() if isinstance(m, NeuralMemory)]
+    assert len(memories) == net.config.n_layers
+    assert all(m.cfg is net.config.memory for m in memories)
+    assert (net.config.memory.depth, net.config.memory.chunk_size) == (1, 8)
+    assert net.config.memory.num_heads == net.config.n_heads
+    with pytest.raises(ConfigCompositionException, match="depht"):  # a misspelt field: refused when composing
+        _compose(tmp_path, ["model=lmm", "model.net.memory.depht=1"])

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
+from titans.data.base import PackedLMDataModule
 from titans.errors import DataUnavailableError, first_line
 from titans.hub import require_hub
 from titans.models.loss import IGNORE_INDEX
@@ -178,8 +178,8 @@ class BabilongDataModule(PackedLMDataModule):
     """
 
     def __init__(self, source: str = "offline", tasks=("qa1", "qa2", "qa3"), lengths=(0, 512), seq_len: int = 513,
-                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, batch_size: int | None = None,
+                 batch_size: int = 1, tokenizer=None, seed: int = 0, val_batches: int | None = None,
+                 num_workers: int = 0, pin_memory: bool = False,
                  train_samples: int | None = None, val_samples: int = 20, generator_seed: int = 1,
                  haystack_path: str | os.PathLike | None = None, dataset: str = HUB_TRAIN_DATASET,
                  add_eos: bool = True, pad_to_multiple_of: int | None = None):
@@ -198,7 +198,7 @@ class BabilongDataModule(PackedLMDataModule):
             self._check_hub_arguments()
         else:
             self._check_offline_arguments(seq_len, add_eos)
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+        super().__init__(seq_len=seq_len, batch_size=batch_size,
                          tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
                          pin_memory=pin_memory)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id

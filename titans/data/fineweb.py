@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
+from titans.data.base import PackedLMDataModule
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir, resolve_path
 from titans.data.shards import META_FILE, read_meta, shard_windows
@@ -95,9 +95,9 @@ class FineWebEduDataModule(PackedLMDataModule):
 
     def __init__(self, shards_dir: str | os.PathLike | None = None, name: str = DEFAULT_NAME,
                  dataset_config: str | None = "sample-10BT", seq_len: int = 4096,
-                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
+                 batch_size: int = 8, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
                  val_documents: int = 2000, shuffle_buffer: int = 10000, text_field: str = "text",
-                 data_files=None, num_workers: int = 0, pin_memory: bool = False, batch_size: int | None = None):
+                 data_files=None, num_workers: int = 0, pin_memory: bool = False):
         explicit_dir = shards_dir is not None
         self.shards_dir = resolve_path(shards_dir) if explicit_dir else data_dir() / "fineweb-edu"
         self.name, self.dataset_config, self.data_files, self.text_field = name, dataset_config, data_files, text_field
@@ -111,7 +111,7 @@ class FineWebEduDataModule(PackedLMDataModule):
         else:
             self._check_stream_available()
             tokenizer = {"kind": "llama2"} if tokenizer is None else tokenizer
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+        super().__init__(seq_len=seq_len, batch_size=batch_size,
                          tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
                          pin_memory=pin_memory)
         if self.meta is not None and self.meta["tokenizer_fingerprint"] != tokenizer_fingerprint(self.tokenizer):
@@ -169,7 +169,7 @@ class FineWebEduDataModule(PackedLMDataModule):
             rank=rank, world_size=world_size,
         )
         # one process: the window order (and so resuming) stays exact
-        return DataLoader(dataset, batch_size=self.micro_batch_size, num_workers=0, pin_memory=self.pin_memory)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=0, pin_memory=self.pin_memory)
 
 
 __all__ = ["FineWebEduDataModule", "StreamingPackedDataset", "load_stream", "iter_documents", "encode_documents"]

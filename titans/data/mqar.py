@@ -3,10 +3,10 @@ the fly: an endless training stream and a fixed validation set, resumable at the
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from titans.data.base import TokenDataModule
 from titans.data.sampler import ResumableSampler
 from titans.models.loss import IGNORE_INDEX
 from titans.tasks.mqar import BOS, TRAIN, VALIDATION, MQARSpec, mqar_sample
@@ -30,7 +30,7 @@ class MQARDataset(Dataset):
         return mqar_sample(self.spec, self.seed, self.split, index)
 
 
-class MQARDataModule(L.LightningDataModule):
+class MQARDataModule(TokenDataModule):
     """MQAR batches for ``train.py`` (``data=mqar``): an endless training stream and a fixed validation set.
 
     The model's vocabulary is ``vocab_size`` (1 + 2 * num_keys + num_filler); no tokenizer is involved
@@ -45,7 +45,7 @@ class MQARDataModule(L.LightningDataModule):
                              num_keys=num_keys, num_filler=num_filler)
         if batch_size < 1 or val_samples < 1:
             raise ValueError(f"mqar: batch_size and val_samples must be >= 1, got {batch_size} and {val_samples}")
-        self.seq_len, self.micro_batch_size, self.seed = seq_len, batch_size, seed
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.val_samples, self.num_workers = val_samples, num_workers
         self.tokenizer, self.tokenizer_config = None, None
 
@@ -53,21 +53,11 @@ class MQARDataModule(L.LightningDataModule):
     def vocab_size(self) -> int:
         return self.spec.vocab_size
 
-    def _rank_and_world_size(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
-    def train_start_index(self) -> int:
-        trainer = self.trainer
-        if trainer is None:
-            return 0
-        return trainer.global_step * trainer.accumulate_grad_batches * self.micro_batch_size * trainer.world_size
-
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world_size()
         sampler = ResumableSampler(TRAIN_STREAM, seed=self.seed, start_index=self.train_start_index(),
                                    rank=rank, world_size=world, shuffle=False)
-        return DataLoader(MQARDataset(self.spec, self.seed, TRAIN, TRAIN_STREAM), batch_size=self.micro_batch_size,
+        return DataLoader(MQARDataset(self.spec, self.seed, TRAIN, TRAIN_STREAM), batch_size=self.batch_size,
                           sampler=sampler, drop_last=True, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
@@ -75,7 +65,7 @@ class MQARDataModule(L.LightningDataModule):
         rank, world = self._rank_and_world_size()
         dataset = MQARDataset(self.spec, self.seed, VALIDATION, self.val_samples)
         subset = torch.utils.data.Subset(dataset, list(range(rank, self.val_samples, world)))
-        return DataLoader(subset, batch_size=self.micro_batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(subset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
 
 __all__ = ["MQARDataModule", "MQARDataset", "MQARSpec", "mqar_sample", "BOS", "IGNORE_INDEX", "TRAIN", "VALIDATION",

@@ -40,9 +40,6 @@ class NeuralMemory(nn.Module):
         super().__init__()
         if not isinstance(cfg, MemoryConfig):
             raise TypeError(f"NeuralMemory takes a MemoryConfig, got {type(cfg).__name__}")
-        if cfg.num_heads is None:
-            raise ValueError("MemoryConfig.num_heads is None: give the number of memory heads (in a model, "
-                             "TitansConfig sets it to the model's n_heads)")
         self.cfg = cfg
         self.dim = dim
         self.num_heads = H = cfg.num_heads

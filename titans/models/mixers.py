@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from titans.layers import Attention, KVCache, RMSNorm, causal_attention, segment_attention
-from titans.memory import MemoryConfig, MemoryState, NeuralMemory
+from titans.memory import MemoryState, NeuralMemory
 
 from .cache import MACState, MAGState
 from .config import TitansConfig
@@ -29,7 +29,7 @@ class SeqContext:
 
 
 def build_memory(cfg: TitansConfig) -> NeuralMemory:
-    return NeuralMemory(cfg.d_model, MemoryConfig(**cfg.memory))
+    return NeuralMemory(cfg.d_model, cfg.memory)
 
 
 class AttentionMixer(nn.Module):

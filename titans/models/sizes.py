@@ -73,17 +73,20 @@ def matched_ffn_dim(config: TitansConfig, multiple_of: int = 8) -> int:
 
 def build_config(variant: str = "transformer", size: str = "tiny", vocab_size: int = 32000,
                  match_params: bool = True, **overrides) -> TitansConfig:
+    """The TitansConfig of ``variant`` at ``size`` (SIZES), ``overrides`` (TitansConfig fields) winning; with
+    ``match_params`` and no ``ffn_dim`` given, the SwiGLU width that matches the Transformer++ of the size."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
-    kwargs = {**SIZES[size], **overrides}
-    config = TitansConfig(variant=variant, vocab_size=vocab_size, **kwargs)
+    config = TitansConfig(variant=variant, vocab_size=vocab_size, **{**SIZES[size], **overrides})
     if match_params and "ffn_dim" not in overrides and variant != "transformer":
-        kwargs["ffn_dim"] = matched_ffn_dim(config)
-        config = TitansConfig(variant=variant, vocab_size=vocab_size, **kwargs)
+        config.ffn_dim = matched_ffn_dim(config)
     return config
 
 
 def build_causal_lm(variant: str = "transformer", size: str = "tiny", vocab_size: int = 32000,
                     match_params: bool = True, **overrides) -> TitansForCausalLM:
-    """A freshly initialised model of ``variant`` at ``size``; ``overrides`` (TitansConfig fields) win."""
+    """A freshly initialised model of ``variant`` at ``size``; ``overrides`` (TitansConfig fields) win.
+
+    The training configs build ``model.net`` through here (``_target_: titans.models.build_causal_lm``), with
+    ``memory`` already a MemoryConfig and ``vocab_size`` from the data."""
     return TitansForCausalLM(build_config(variant, size, vocab_size, match_params, **overrides))
