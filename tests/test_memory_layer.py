@@ -7,6 +7,7 @@ import torch
 
 from titans.memory import MemoryConfig, MemoryState, NeuralMemory, chunked_memory
 from titans.memory import mlp
+from titans.memory.config import PRESETS
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -246,14 +247,26 @@ def test_autocast_bf16_keeps_memory_in_float32():
     assert (y.float() - y32).abs().max() < 0.1 * y32.abs().max()
 
 
+# docs/design.md, "Linear-memory baselines": the rule each preset follows, stated once
+PRESET_RULE = {  # name -> (matrix memory, momentum eta_t, forgetting alpha_t)
+    "titans": (False, True, True), "deltanet": (True, False, False), "gated_deltanet": (True, False, True),
+    "ttt": (False, False, False),
+}
+
+
+def test_each_preset_builds_the_memory_its_rule_says():
+    assert set(PRESETS) == set(PRESET_RULE)
+    for name, (matrix, momentum, forgetting) in PRESET_RULE.items():
+        mem = NeuralMemory(8, MemoryConfig.preset(name, num_heads=2))
+        assert (len(mem.layer_shapes) == 1) == matrix, name
+        assert (mem.gates.n_eta > 0) == momentum and (mem.gates.n_alpha > 0) == forgetting, name
+        _, state = mem(torch.randn(1, 5, 8))
+        assert (state.momentum != []) == momentum, name  # no momentum state without eta
+        assert (state.buf_log_decay is not None) == forgetting, name
+
+
 def test_config_presets_and_errors():
     assert MemoryConfig.preset("titans") == MemoryConfig()
-    d = MemoryConfig.preset("deltanet")
-    assert (d.depth, d.momentum, d.forget) == (1, False, False)
-    g = MemoryConfig.preset("gated_deltanet")
-    assert (g.depth, g.momentum, g.forget) == (1, False, True)
-    t = MemoryConfig.preset("ttt")
-    assert (t.depth, t.momentum, t.forget) == (2, False, False)
     assert MemoryConfig.preset("ttt", chunk_size=64).chunk_size == 64
     assert MemoryConfig(**MemoryConfig().to_dict()) == MemoryConfig()
     with pytest.raises(TypeError):

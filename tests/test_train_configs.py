@@ -5,6 +5,9 @@ import hydra
 import pytest
 import torch
 
+from titans.memory import MemoryConfig
+from titans.models import nominal_params
+from titans.models.config import MEMORY_PRESETS
 from titans.training.pipeline import train as _train  # noqa: F401  (import check)
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
@@ -33,8 +36,7 @@ def test_experiment_composes_and_instantiates(name, tmp_path, monkeypatch):
     with torch.device("meta"):
         module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 32000}, tokens_per_step=524288, _convert_="all")
     params = sum(p.numel() for p in module.net.parameters())
-    size = cfg.model.net.size
-    nominal = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}[size]
+    nominal = nominal_params(cfg.model.net.size)
     assert abs(params - nominal) / nominal < 0.15, f"{name}: {params / 1e6:.0f}M parameters"
 
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c]
@@ -114,8 +116,13 @@ def test_every_variant_and_cpu_size_builds(variant, size, tmp_path, monkeypatch)
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     cfg = _compose(tmp_path, [f"model={variant}", f"size={size}"])
     module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 4096}, _convert_="all")
-    assert module.net.config.variant == variant
+    config = module.net.config
+    assert config.variant == variant
     assert module.hparams["model_config"]["vocab_size"] == 4096
+    if variant in MEMORY_PRESETS:  # the variant's preset, the model's heads, no compilation in the tests
+        assert config.memory == MemoryConfig.preset(MEMORY_PRESETS[variant], num_heads=config.n_heads)
+    else:
+        assert config.memory is None
 
 
 def test_one_route_from_the_config_to_the_memory(tmp_path, monkeypatch):

@@ -28,10 +28,10 @@ Decisions where the paper / DESIGN.md is silent:
 from .cache import MACState, MAGState, TitansCache
 from .config import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansConfig
 from .modeling import TitansForCausalLM, TitansModel, TitansPreTrainedModel, output_cache
-from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim
+from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim, nominal_params
 
 __all__ = [
     "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "MAGState", "MACState",
-    "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "SIZES", "NOMINAL_PARAMS",
+    "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "nominal_params", "SIZES", "NOMINAL_PARAMS",
     "VARIANTS", "TITANS_VARIANTS", "BLOCK_TYPES", "output_cache",
 ]

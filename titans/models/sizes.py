@@ -15,6 +15,7 @@ absorbs the difference: ffn_dim = (params(Transformer++) - params(variant withou
 from __future__ import annotations
 
 import functools
+import re
 
 import torch
 
@@ -30,8 +31,16 @@ SIZES: dict[str, dict] = {
     "760m": dict(n_layers=24, d_model=1536, n_heads=16, ffn_mult=8 / 3),
     "1.3b": dict(n_layers=18, d_model=2048, n_heads=8, ffn_mult=4),
 }
-#: the nominal parameter count of each paper size
-NOMINAL_PARAMS = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}
+
+
+def nominal_params(size: str) -> float | None:
+    """The parameter count a paper size is named after ("170m" -> 1.7e8, "1.3b" -> 1.3e9); None for tiny, small."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mb])", size)
+    return None if match is None else float(match[1]) * (1e6 if match[2] == "m" else 1e9)
+
+
+#: the nominal parameter count of each paper size (read from its name)
+NOMINAL_PARAMS = {size: nominal_params(size) for size in SIZES if nominal_params(size) is not None}
 
 
 def count_params(config: TitansConfig) -> int:
