@@ -45,7 +45,7 @@ def prefix_window_mask(n_prefix: int, n_tokens: int, window: int | None, device=
 
 
 def mac_segment_mask(n_prefix: int, seg_len: int, device=None) -> torch.Tensor:
-    """Dense [L, n_prefix + 2L] mask for MAC (DESIGN.md section 2): keys ``[prefix | h | segment]``;
+    """Dense [L, n_prefix + 2L] mask for MAC (docs/design.md, "MAC"): keys ``[prefix | h | segment]``;
     segment token j sees every prefix position, h_i for i <= j and segment tokens i <= j."""
     j = torch.arange(seg_len, device=device)[:, None]
     i = torch.arange(seg_len, device=device)[None, :]
@@ -165,7 +165,7 @@ def segment_attention(
     k_seg: torch.Tensor,
     v_seg: torch.Tensor,
 ) -> torch.Tensor:
-    """MAC attention inside one segment (Titans eq. 22-23 with the causal mask of DESIGN.md section 2).
+    """MAC attention inside one segment (Titans eq. 22-23 with the causal mask of docs/design.md, "MAC").
 
     q: [B, H, Tq, D], the last Tq segment tokens; k_mem/v_mem are the retrieved-memory tokens h and
     k_seg/v_seg the segment tokens, both covering the segment so far ([B, H, L, D], L >= Tq).

@@ -12,7 +12,7 @@ import hydra.errors
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from titans.data import DataUnavailableError, check_vocab
+from titans.errors import DataUnavailableError
 from titans.training.checkpoint import check_resume_checkpoint, load_pretrained_weights
 from titans.training.hydra_utils import resolve_ckpt_path
 
@@ -118,26 +118,10 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
 
-    # The model's vocabulary comes from the data (its tokenizer) unless model.net.vocab_size is given (e.g. padded).
-    requested_vocab = cfg.model.net.get("vocab_size")
-    data_vocab = int(datamodule.vocab_size)
-    if requested_vocab is not None:
-        if tokenizer is not None:
-            check_vocab(tokenizer, int(requested_vocab))
-        elif int(requested_vocab) < data_vocab:
-            raise ValueError(f"model.net.vocab_size={requested_vocab} is smaller than the data's {data_vocab} "
-                             f"tokens: remove the override or raise it")
-    tokenizer_config = None
-    if tokenizer is not None:
-        tokenizer_config = dict(getattr(tokenizer, "titans_config", None)
-                                or OmegaConf.to_container(cfg.tokenizer, resolve=True))
+    # What the data decides about the model (the vocabulary of its tokenizer, ...) comes from the data module; the
+    # run's batch geometry from here. Hydra builds cfg.model.net (and its memory) before the LightningModule.
     model: L.LightningModule = instantiate(
-        cfg.model,
-        vocab_size=int(requested_vocab or data_vocab),
-        tokens_per_step=tokens_per_step,
-        tokenizer=tokenizer_config,
-        _convert_="all",
-    )
+        cfg.model, **datamodule.model_kwargs(cfg.model), tokens_per_step=tokens_per_step, _convert_="all")
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
              tokens_per_step, cfg.data.batch_size, cfg.data.seq_len, world, accumulate)
 
@@ -158,7 +142,7 @@ def train(cfg: DictConfig) -> dict:
         # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
         trainer.validate(model=model, datamodule=datamodule, verbose=False)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
                    "global_step": int(trainer.global_step), **metrics}
