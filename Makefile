@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install install-bench train test test-fast bench eval demo-long-context demo-recall ablations-small reproduce-table clean
+.PHONY: install install-bench train test test-fast test-triton gpu-check bench eval demo-long-context demo-recall ablations-small reproduce-table clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+# the tests also run the Triton kernels in the Triton interpreter (the gpu extra: triton, ~290 MB download)
+$(VENV)/.installed-gpu: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev,gpu]"
 	touch $@
 
 install-bench: install
@@ -28,11 +33,20 @@ train: install
 	$(BIN)/python train.py $(ARGS)
 
 ## the whole test suite, offline, on CPU (slow tests included)
-test: install
+test: install $(VENV)/.installed-gpu
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+## the Triton memory kernels (in the Triton interpreter on CPU) and the flex-attention masks
+test-triton: install $(VENV)/.installed-gpu
+	$(BIN)/python -m pytest -q tests/test_memory_triton.py tests/test_attention_flex.py $(ARGS)
+
+## one-shot GPU check (about 8 minutes on one H100/H200): experiments/results/gpu/gpu_check.{json,md}
+## ARGS="--cpu" runs the harness at tiny sizes on CPU, ARGS="--sm90" compiles the kernels for sm_90 without a GPU
+gpu-check: install $(VENV)/.installed-gpu
+	PYTHON=$(BIN)/python scripts/gpu_check.sh $(ARGS)
 
 ## speed and memory tables (CPU; GPU when present)
 bench: install-bench

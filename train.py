@@ -16,9 +16,9 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from titans.cli import report_expected_errors  # noqa: E402
-from titans.training.hydra_utils import register_resolvers  # noqa: E402
+from titans.training.hydra_utils import register_hydra  # noqa: E402
 
-register_resolvers()
+register_hydra()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train.yaml")

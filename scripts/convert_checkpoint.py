@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from titans.training.checkpoint import load_model_and_tokenizer  # noqa: E402
+from titans.eval.loading import load_model_and_tokenizer  # noqa: E402
 
 
 def convert(ckpt: str | Path, out_dir: str | Path) -> Path:

@@ -24,8 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from titans.eval.long_context import evaluate_niah, length_label, mean_by, qa_training_example  # noqa: E402
-from titans.eval.niah import default_depths, make_niah_dataset, make_niah_sample  # noqa: E402
+from titans.eval.long_context import evaluate_niah, length_label, mean_by  # noqa: E402
+from titans.tasks.niah import default_depths, make_niah_dataset, make_niah_sample  # noqa: E402
+from titans.tasks.qa import qa_training_example  # noqa: E402
 
 
 def parse_args(argv=None):

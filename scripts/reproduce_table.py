@@ -58,12 +58,12 @@ def evaluate_checkpoints(ckpts, suites, overrides) -> list[Path]:
     """Run eval.py's pipeline on each checkpoint and suite; a suite that cannot run here is reported and skipped."""
     from hydra import compose, initialize_config_dir
 
-    from titans.eval.hub import HubUnavailableError
+    from titans.errors import HubUnavailableError
     from titans.eval.runner import evaluate_checkpoint
-    from titans.training.hydra_utils import register_resolvers
+    from titans.training.hydra_utils import register_hydra
 
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_resolvers()
+    register_hydra()
     paths = []
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for ckpt in ckpts:

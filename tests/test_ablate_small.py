@@ -18,7 +18,8 @@ CHANGED = {"linear_memory": ("memory", "depth", 1), "no_momentum": ("memory", "m
 
 @pytest.mark.parametrize("task", ["mqar", "lm"])
 def test_each_row_is_the_lmm_with_one_change(task, tmp_path, monkeypatch):
-    from titans.models.sizes import build_config
+    import hydra
+    import torch
 
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     jobs = ablate.plan(ablate.parse_args(["--tasks", task, "--seeds", "0"]))
@@ -26,9 +27,8 @@ def test_each_row_is_the_lmm_with_one_change(task, tmp_path, monkeypatch):
     configs = {}
     for job in jobs:
         cfg = _compose(tmp_path, job["overrides"])
-        net = {k: v for k, v in dict(cfg.model.net).items()}
-        net["memory"] = dict(net["memory"])
-        configs[job["row"]] = build_config(vocab_size=64, **net).to_dict()
+        with torch.device("meta"):  # the model's config as train.py builds it, no weights
+            configs[job["row"]] = hydra.utils.instantiate(cfg.model.net, vocab_size=64).config.to_dict()
     full = configs["full"]
     assert full["memory"]["depth"] == 2 and full["memory"]["momentum"] and full["n_persistent"] == 16
     for row, (group, key, value) in CHANGED.items():

@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
-from titans.training.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError, load_lightning_checkpoint,
-                                        load_pretrained_weights, safe_torch_load)
+from titans.errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
+from titans.models.checkpoint_io import load_lightning_checkpoint, safe_torch_load
+from titans.training.checkpoint import load_pretrained_weights
 from train_helpers import ROOT, assert_one_error_line
 
 
@@ -45,7 +46,7 @@ def test_the_library_loaders_refuse_a_crafted_pickle(evil):
 
     with pytest.raises(UnsafeCheckpointError):
         load_pretrained_weights(build_causal_lm("lmm", "tiny", vocab_size=32), path)  # init_from=
-    from titans.eval.loading import CheckpointError, load_model_and_tokenizer
+    from titans.eval.loading import load_model_and_tokenizer
 
     with pytest.raises(CheckpointError, match="refused to load"):  # eval.py ckpt=, titans-lm-eval pretrained=
         load_model_and_tokenizer(path)

@@ -87,10 +87,10 @@ def test_resuming_with_another_model_config_is_refused_naming_the_difference(sma
     run_train([*SMALL, f"ckpt_path={small_run}", "data.seq_len=32", "model.net.memory.impl=autograd",
                "trainer.max_steps=5", "trainer.val_check_interval=5"], tmp_path)
     # the explicit switch lets a changed update rule continue
-    proc = run_train([*SMALL, f"ckpt_path={small_run}", "+model.net.memory.max_lr=0.2", "trainer.max_steps=5",
+    proc = run_train([*SMALL, f"ckpt_path={small_run}", "model.net.memory.max_lr=0.2", "trainer.max_steps=5",
                       "trainer.val_check_interval=5"], tmp_path, check=False)
     assert_one_error_line(proc, "max_lr")
-    run_train([*SMALL, f"ckpt_path={small_run}", "+model.net.memory.max_lr=0.2", "allow_config_change=true",
+    run_train([*SMALL, f"ckpt_path={small_run}", "model.net.memory.max_lr=0.2", "allow_config_change=true",
                "trainer.max_steps=5", "trainer.val_check_interval=5"], tmp_path)
 
 

@@ -6,7 +6,8 @@ import torch
 
 from titans.data import BabilongDataModule, DataUnavailableError, build_tokenizer
 from titans.data.babilong import HUB_TRAIN_DATASET, PadCollator, length_in_tokens
-from titans.eval.babilong import OFFLINE_TASKS, PROMPT, load_babilong_hub, make_babilong_dataset, sample_from_hub_row
+from titans.eval.babilong import load_babilong_hub
+from titans.tasks.babilong import OFFLINE_TASKS, PROMPT, make_babilong_dataset, sample_from_hub_row
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct
 
 

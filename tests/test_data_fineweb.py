@@ -58,7 +58,7 @@ def test_shards_are_memory_mapped_windows_of_the_eos_joined_stream(tmp_path):
     # 105 ids + 3 EOS = 108 tokens -> a full 64-token shard, then the last whole 32-token sequence
     assert len(stream) == 108 and on_disk.tolist() == stream[:96]
 
-    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, micro_batch_size=2, val_batches=1)
+    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, batch_size=2, val_batches=1)
     assert dm.tokenizer_config == {"kind": "bytes"}  # taken from meta.json
     dm.setup()
     assert len(dm.train_set) == 6
@@ -71,7 +71,7 @@ def test_shards_are_memory_mapped_windows_of_the_eos_joined_stream(tmp_path):
 
 def test_shard_train_loader_resumes_and_shards_like_the_text_module(tmp_path):
     write_tiny_shards(tmp_path)
-    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, micro_batch_size=2, seed=7)
+    dm = FineWebEduDataModule(shards_dir=tmp_path, seq_len=16, batch_size=2, seed=7)
     dm.setup()
     full = list(itertools.islice(iter(ResumableSampler(len(dm.train_set), seed=7)), 100))
     dm.trainer = SimpleNamespace(global_rank=1, world_size=2, global_step=5, accumulate_grad_batches=1)
@@ -122,13 +122,13 @@ def test_prepare_script_writes_shards_the_datamodule_reads(jsonl, tmp_path):
     train = np.concatenate([np.fromfile(out / e["file"], dtype=np.uint16) for e in meta["splits"]["train"]])
     assert train.tolist() == stream[val_len: val_len + len(train)]
 
-    dm = FineWebEduDataModule(shards_dir=out, seq_len=64, micro_batch_size=3)
+    dm = FineWebEduDataModule(shards_dir=out, seq_len=64, batch_size=3)
     dm.setup()
     assert next(iter(dm.train_dataloader()))["input_ids"].shape == (3, 64)
 
 
 def test_local_streaming_source_packs_resumes_and_holds_out_validation(jsonl):
-    kwargs = dict(name="json", data_files=str(jsonl), seq_len=32, micro_batch_size=2, tokenizer={"kind": "bytes"},
+    kwargs = dict(name="json", data_files=str(jsonl), seq_len=32, batch_size=2, tokenizer={"kind": "bytes"},
                   val_documents=5, shuffle_buffer=16, seed=3)
     dm = FineWebEduDataModule(**kwargs)
     dm.setup()

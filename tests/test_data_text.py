@@ -27,12 +27,12 @@ def corpus(tmp_path):
 
 
 def bytes_module(corpus, tmp_path, **kwargs):
-    kwargs = dict(seq_len=16, micro_batch_size=4, tokenizer={"kind": "bytes"}, cache_dir=tmp_path / "cache") | kwargs
+    kwargs = dict(seq_len=16, batch_size=4, tokenizer={"kind": "bytes"}, cache_dir=tmp_path / "cache") | kwargs
     return TextDataModule(data_dir=corpus, **kwargs)
 
 
 def test_bundled_corpus_batches(tmp_path):
-    dm = TextDataModule(seq_len=128, micro_batch_size=4, val_batches=2)  # default: bpe on data/shakespeare
+    dm = TextDataModule(seq_len=128, batch_size=4, val_batches=2)  # default: bpe on data/shakespeare
     assert dm.tokenizer_config == {"kind": "bpe", "vocab_size": 4096} and dm.vocab_size == 4096
     dm.prepare_data()
     dm.setup("fit")
@@ -78,12 +78,12 @@ def test_token_ids_are_cached_by_tokenizer_and_text(corpus, tmp_path, monkeypatc
 
 
 def test_validation_is_fixed_limited_and_sharded(corpus, tmp_path):
-    dm = bytes_module(corpus, tmp_path, micro_batch_size=2)
+    dm = bytes_module(corpus, tmp_path, batch_size=2)
     dm.setup()
     everything = torch.cat([b["input_ids"] for b in dm.val_dataloader()])
     assert everything.shape[0] == len(dm.val_set)
     assert torch.equal(everything, torch.cat([b["input_ids"] for b in dm.val_dataloader()]))
-    limited = bytes_module(corpus, tmp_path, micro_batch_size=2, val_batches=2)
+    limited = bytes_module(corpus, tmp_path, batch_size=2, val_batches=2)
     limited.setup()
     batches = list(limited.val_dataloader())
     assert len(batches) == 2 and torch.equal(torch.cat([b["input_ids"] for b in batches]), everything[:4])
@@ -95,7 +95,7 @@ def test_validation_is_fixed_limited_and_sharded(corpus, tmp_path):
 
 
 def test_train_loader_starts_at_the_trainer_sample_index_and_shards_by_rank(corpus, tmp_path):
-    dm = bytes_module(corpus, tmp_path, micro_batch_size=2, seed=5)
+    dm = bytes_module(corpus, tmp_path, batch_size=2, seed=5)
     dm.setup()
     assert dm.train_start_index() == 0
     full = list(itertools.islice(iter(ResumableSampler(len(dm.train_set), seed=5)), 200))
@@ -113,7 +113,7 @@ def test_train_loader_starts_at_the_trainer_sample_index_and_shards_by_rank(corp
 def test_train_loader_is_an_endless_stream(corpus, tmp_path):
     dm = bytes_module(corpus, tmp_path)
     dm.setup()
-    epochs_worth = 3 * len(dm.train_set) // dm.micro_batch_size + 1
+    epochs_worth = 3 * len(dm.train_set) // dm.batch_size + 1
     batches = list(itertools.islice(iter(dm.train_dataloader()), epochs_worth))
     assert len(batches) == epochs_worth
 
@@ -132,14 +132,20 @@ def test_seq_len_longer_than_the_split_is_rejected(corpus, tmp_path):
         dm.setup()
 
 
-def test_batch_size_alias_and_tokenizer_object(corpus, tmp_path):
+def test_tokenizer_object_and_what_the_data_tells_the_model(corpus, tmp_path):
     from titans.data import build_tokenizer
 
     tok = build_tokenizer("bytes")
     dm = TextDataModule(data_dir=corpus, tokenizer=tok, batch_size=3, seq_len=8, cache_dir=tmp_path)
-    assert dm.micro_batch_size == 3 and dm.tokenizer is tok and dm.tokenizer_config == {"kind": "bytes"}
-    with pytest.raises(ValueError, match="disagree"):
-        TextDataModule(data_dir=corpus, tokenizer=tok, batch_size=3, micro_batch_size=4)
+    assert dm.batch_size == 3 and dm.tokenizer is tok and dm.tokenizer_config == {"kind": "bytes"}
+    # the vocabulary goes to model.net and the tokenizer's config into checkpoints; a vocabulary the config sets
+    # (padded, say) wins when it holds every id, and is refused in one line when it does not
+    assert dm.model_kwargs({"net": {}}) == {"net": {"vocab_size": 257}, "tokenizer": {"kind": "bytes"}}
+    assert dm.model_kwargs({"net": {"vocab_size": 320}})["net"] == {}
+    with pytest.raises(ValueError, match="vocab_size=200: set the model's vocab_size >= 257"):
+        dm.model_kwargs({"net": {"vocab_size": 200}})
+    with pytest.raises(TypeError, match="micro_batch_size"):  # one name for the per-device batch
+        TextDataModule(data_dir=corpus, tokenizer=tok, micro_batch_size=4)
 
 
 def test_corpus_reader_splits_documents(corpus):
@@ -166,7 +172,7 @@ class RecordingLM(L.LightningModule):
 
 
 def fit(corpus, tmp_path, max_steps, ckpt_path=None):
-    dm = bytes_module(corpus, tmp_path, micro_batch_size=2, seed=11)
+    dm = bytes_module(corpus, tmp_path, batch_size=2, seed=11)
     model = RecordingLM(dm.vocab_size)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=2)
     trainer = L.Trainer(max_steps=max_steps, accumulate_grad_batches=2, use_distributed_sampler=False,

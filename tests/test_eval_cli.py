@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from titans.eval.hub import HubUnavailableError
-from titans.eval.loading import CheckpointError, load_model_and_tokenizer
+from eval_helpers import tiny_llama, tiny_tokenizer
+from titans.errors import CheckpointError, HubUnavailableError
+from titans.eval.loading import load_model_and_tokenizer
 from titans.eval.results import REQUIRED_KEYS, read_record
-from titans.eval.testing import tiny_llama, tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
@@ -33,10 +33,10 @@ def hf_dir(tmp_path_factory):
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
 
-    from titans.training.hydra_utils import register_resolvers
+    from titans.training.hydra_utils import register_hydra
 
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_resolvers()
+    register_hydra()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose(config_name="eval", overrides=overrides)
 
@@ -89,14 +89,15 @@ def test_hub_suites_fail_fast_offline(hf_dir, monkeypatch):
 
 
 def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path):
-    pytest.importorskip("titans.data")
     from titans.data import build_tokenizer
+    from titans.models import build_causal_lm
     from titans.training.lit_module import LitCausalLM
 
     tokenizer = build_tokenizer(kind="bytes")
-    lit = LitCausalLM(net=dict(variant="transformer", size="tiny", vocab_size=len(tokenizer), n_layers=1, d_model=32,
-                               n_heads=2, max_position_embeddings=2048),
-                      optimizer=dict(lr=1e-3), scheduler=dict(warmup_steps=1), tokenizer=tokenizer.titans_config)
+    net = build_causal_lm("transformer", "tiny", vocab_size=len(tokenizer), n_layers=1, d_model=32, n_heads=2,
+                          max_position_embeddings=2048)
+    lit = LitCausalLM(net=net, optimizer=dict(lr=1e-3), scheduler=dict(warmup_steps=1),
+                      tokenizer=tokenizer.titans_config)
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": lit.state_dict(), "hyper_parameters": dict(lit.hparams)}, ckpt)
 
@@ -117,7 +118,6 @@ def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path):
 
 
 def test_titans_hugging_face_directory_loads_for_evaluation(tmp_path):
-    pytest.importorskip("titans.models")
     from titans.models import build_causal_lm
 
     tokenizer = tiny_tokenizer()
@@ -133,12 +133,12 @@ def test_titans_hugging_face_directory_loads_for_evaluation(tmp_path):
 
 
 def test_hub_check_names_the_reason(monkeypatch):
-    from titans.eval.hub import hub_offline_reason
+    from titans.hub import hub_unavailable_reason
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    assert "HF_DATASETS_OFFLINE" in hub_offline_reason()
+    assert "HF_DATASETS_OFFLINE" in hub_unavailable_reason()
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(flag, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # the discard port: nothing listens there
-    assert "cannot connect to 127.0.0.1:9" in hub_offline_reason(timeout_s=1.0)
+    assert "cannot connect to 127.0.0.1:9" in hub_unavailable_reason(timeout_s=1.0)

@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_demo_trains_and_evaluates_mac_and_swa(tmp_path, capsys):
-    pytest.importorskip("titans.models")
     spec = importlib.util.spec_from_file_location("demo_long_context", ROOT / "scripts" / "demo_long_context.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from lm_eval.api.instance import Instance
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
+from eval_helpers import tiny_llama, tiny_tokenizer
 from titans.eval import TitansLM
-from titans.eval.testing import tiny_llama, tiny_tokenizer
 from titans.eval.windows import rolling_windows
 
 CONTEXTS = [("The grass is green. The sky is", " blue."),

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from titans.eval.babilong import LOCATIONS, OBJECTS, make_babilong_sample, make_story
-from titans.eval.haystack import Haystack, split_sentences
+from titans.tasks.babilong import LOCATIONS, OBJECTS, make_babilong_sample, make_story
+from titans.tasks.haystack import Haystack, split_sentences
 from titans.eval.long_context import evaluate_babilong, evaluate_niah, markdown_table
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct, niah_contains, niah_exact_match
-from titans.eval.niah import make_niah_dataset, make_niah_sample
+from titans.tasks.niah import make_niah_dataset, make_niah_sample
 from titans.eval.plots import babilong_plot, niah_heatmap
-from titans.eval.testing import SAMPLE_TEXT, tiny_llama, tiny_tokenizer
+from eval_helpers import SAMPLE_TEXT, tiny_llama, tiny_tokenizer
 
 ESSAY = " ".join(f"Sentence number {i} of the essay talks about the {w} and the river." for i, w in
                  enumerate(["king", "queen", "storm", "garden", "castle", "sea", "crown", "sword"] * 10))
@@ -181,7 +181,7 @@ def test_haystack_wraps_and_sample_text_is_usable():
 
 
 def test_qa_training_example_supervises_only_the_answer(tokenizer):
-    from titans.eval.long_context import qa_training_example
+    from titans.tasks.qa import qa_training_example
 
     sample = make_niah_sample("passkey", tokenizer, 300, 0.5)
     example = qa_training_example(sample.prompt, sample.answer, tokenizer, add_eos=True)

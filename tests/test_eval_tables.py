@@ -14,7 +14,7 @@ from titans.eval.table1 import ACCURACY_COLUMNS, TABLE1_TASKS, table1_average, t
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Rows whose printed Avg is not the mean of their accuracies (listed in the paper notes, section 7.1).
+# Rows whose printed Avg is not the mean of their accuracies (typos of the paper's Table 1; docs/design.md).
 PAPER_AVG_TYPOS = {("400m", "Gated DeltaNet-H2∗"), ("400m", "Titans (LMM)"), ("760m", "TTT"),
                    ("760m", "Titans (MAL) [NeurIPS main Tab. 1]"), ("1.3b", "Titans (MAC)")}
 

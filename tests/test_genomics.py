@@ -171,11 +171,11 @@ def test_genomics_experiments_compose_and_instantiate(name, tmp_path, monkeypatc
         assert module.net.head.out_features == 3 and module.pretrained_net is module.net.lm
         # the fine-tuning backbone has the pretraining model's shapes, so init_from loads
         pretrain = _compose(tmp_path, ["experiment=dna_pretrain_lmm"])
-        lm = hydra.utils.instantiate(pretrain.model, vocab_size=7, tokens_per_step=1, _convert_="all").net
+        lm = hydra.utils.instantiate(pretrain.model, net={"vocab_size": 7}, tokens_per_step=1, _convert_="all").net
         own, theirs = module.pretrained_net.state_dict(), lm.state_dict()
         assert own.keys() == theirs.keys() and all(own[k].shape == theirs[k].shape for k in own)
     else:
-        module = hydra.utils.instantiate(cfg.model, vocab_size=7, tokens_per_step=1, _convert_="all")
+        module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 7}, tokens_per_step=1, _convert_="all")
         assert module.net.config.vocab_size == 7
 
 

@@ -7,6 +7,7 @@ import torch
 
 from titans.memory import MemoryConfig, MemoryState, NeuralMemory, chunked_memory
 from titans.memory import mlp
+from titans.memory.config import PRESETS
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -154,16 +155,15 @@ def test_retrieve_reads_current_weights_without_update():
     _, state = mem(x)
     snapshot = state.map(lambda t: t.clone())
     xr = torch.randn(2, 5, 8, dtype=torch.float64)
-    h, state2 = mem.retrieve(xr, state)
-    # M/S, the chunk buffer and the write conv cache are untouched
-    for f in dataclasses.fields(MemoryState):
-        if f.name != "retrieve_conv_cache":
-            a, b = getattr(state2, f.name), getattr(snapshot, f.name)
-            for u, w in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
-                assert torch.equal(u, w), f.name
+    read = mem.read_state(state)
+    h, read2 = mem.retrieve(xr, read)
+    # the write stream (M/S, the chunk buffer, its conv cache) is untouched; reading keeps the weights it reads
+    assert_states_close(state, snapshot, tol=0)
+    assert all(a is b for a, b in zip(read2.weights, read.weights))
+    assert not torch.equal(read2.conv_cache, read.conv_cache)
     # equals the memory after all 10 tokens (the partial chunk finished, see the next tests), applied read-only to q
     W = mem.current_weights(state)
-    q, _ = mem.project_query(xr, mem.init_state(2).retrieve_conv_cache)
+    q, _ = mem.project_query(xr, torch.zeros_like(read.conv_cache))
     B, H, T, D = q.shape
     Wf = [w.reshape(B * H, *w.shape[2:]) for w in W]
     lw, lb = mem._ln_params(B, torch.float64)
@@ -173,7 +173,7 @@ def test_retrieve_reads_current_weights_without_update():
     # writes after a retrieve are unaffected by it (separate conv caches)
     x3 = torch.randn(2, 3, 8, dtype=torch.float64)
     y_a, _ = mem(x3, state)
-    y_b, _ = mem(x3, state2)
+    y_b, _ = mem(x3, snapshot)
     assert torch.equal(y_a, y_b)
 
 
@@ -185,10 +185,14 @@ def test_retrieve_on_chunk_boundary_uses_state_weights():
     assert all(a is b for a, b in zip(mem.current_weights(state), state.weights))
     # retrieve streaming: two pieces == one call (its own conv cache carries over)
     xr = torch.randn(1, 6, 8, dtype=torch.float64)
-    h, _ = mem.retrieve(xr, state)
-    h1, s1 = mem.retrieve(xr[:, :2], state)
-    h2, _ = mem.retrieve(xr[:, 2:], s1)
+    read = mem.read_state(state)
+    h, _ = mem.retrieve(xr, read)
+    h1, r1 = mem.retrieve(xr[:, :2], read)
+    h2, _ = mem.retrieve(xr[:, 2:], r1)
     assert torch.allclose(torch.cat([h1, h2], 1), h, atol=1e-12)
+    # a new read of a later state continues the query stream of the previous read
+    _, later = mem(torch.randn(1, 3, 8, dtype=torch.float64), state)
+    assert torch.equal(mem.read_state(later, r1).conv_cache, r1.conv_cache)
 
 
 def test_current_weights_match_finishing_the_chunk():
@@ -234,7 +238,7 @@ def test_autocast_bf16_keeps_memory_in_float32():
     x = torch.randn(2, 20, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, state = mem(x)
-        h, _ = mem.retrieve(x, state)
+        h, _ = mem.retrieve(x, mem.read_state(state))
     assert torch.isfinite(y.float()).all() and torch.isfinite(h.float()).all()
     assert all(t.dtype == torch.float32 for t in state.weights + state.momentum + [state.buf_k])
     y.float().sum().backward()
@@ -243,20 +247,30 @@ def test_autocast_bf16_keeps_memory_in_float32():
     assert (y.float() - y32).abs().max() < 0.1 * y32.abs().max()
 
 
+# docs/design.md, "Linear-memory baselines": the rule each preset follows, stated once
+PRESET_RULE = {  # name -> (matrix memory, momentum eta_t, forgetting alpha_t)
+    "titans": (False, True, True), "deltanet": (True, False, False), "gated_deltanet": (True, False, True),
+    "ttt": (False, False, False),
+}
+
+
+def test_each_preset_builds_the_memory_its_rule_says():
+    assert set(PRESETS) == set(PRESET_RULE)
+    for name, (matrix, momentum, forgetting) in PRESET_RULE.items():
+        mem = NeuralMemory(8, MemoryConfig.preset(name, num_heads=2))
+        assert (len(mem.layer_shapes) == 1) == matrix, name
+        assert (mem.gates.n_eta > 0) == momentum and (mem.gates.n_alpha > 0) == forgetting, name
+        _, state = mem(torch.randn(1, 5, 8))
+        assert (state.momentum != []) == momentum, name  # no momentum state without eta
+        assert (state.buf_log_decay is not None) == forgetting, name
+
+
 def test_config_presets_and_errors():
     assert MemoryConfig.preset("titans") == MemoryConfig()
-    d = MemoryConfig.preset("deltanet")
-    assert (d.depth, d.momentum, d.forget) == (1, False, False)
-    g = MemoryConfig.preset("gated_deltanet")
-    assert (g.depth, g.momentum, g.forget) == (1, False, True)
-    t = MemoryConfig.preset("ttt")
-    assert (t.depth, t.momentum, t.forget) == (2, False, False)
     assert MemoryConfig.preset("ttt", chunk_size=64).chunk_size == 64
     assert MemoryConfig(**MemoryConfig().to_dict()) == MemoryConfig()
     with pytest.raises(TypeError):
         MemoryConfig(**{"num_heads": 2, "no_such_key": 1})
-    with pytest.raises(TypeError, match="no_such_key"):
-        MemoryConfig.from_dict({"no_such_key": 1})
     with pytest.raises(ValueError, match="depth"):
         MemoryConfig(depth=5)
     with pytest.raises(ValueError, match="activation"):
@@ -265,7 +279,9 @@ def test_config_presets_and_errors():
         MemoryConfig.preset("mamba")
     with pytest.raises(ValueError, match="divisible"):
         NeuralMemory(10, MemoryConfig(num_heads=4))
-    mem = NeuralMemory(8, {"num_heads": 2, "depth": 1})
+    with pytest.raises(TypeError, match="MemoryConfig"):
+        NeuralMemory(8, {"num_heads": 2, "depth": 1})
+    mem = NeuralMemory(8, MemoryConfig(num_heads=2, depth=1))
     with pytest.raises(ValueError, match="shape"):
         mem(torch.randn(2, 5, 7))
     _, state = mem(torch.randn(2, 5, 8))

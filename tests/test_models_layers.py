@@ -91,11 +91,14 @@ def test_attention_module_cache_streaming(window):
     torch.manual_seed(0)
     attn = Attention(16, 2, window=window).double()
     x = torch.randn(2, 3 + 15, 16, dtype=torch.float64)  # 3 persistent rows + 15 tokens
-    full = attn(x, torch.arange(18), n_prefix=3)
-    cache = attn.new_cache()
-    outs, pos = [attn(x[:, :8], torch.arange(8), n_prefix=3, cache=cache)], 8
+    full, _ = attn(x, torch.arange(18), n_prefix=3)
+    out, cache = attn(x[:, :8], torch.arange(8), n_prefix=3)
+    outs, pos = [out], 8
     for step in (1, 5, 1, 3):
-        outs.append(attn(x[:, pos : pos + step], torch.arange(pos, pos + step), n_prefix=0, cache=cache))
+        before, n_before = cache, cache.n_tokens
+        out, cache = attn(x[:, pos : pos + step], torch.arange(pos, pos + step), n_prefix=0, cache=cache)
+        assert cache is not before and before.n_tokens == n_before  # caches are values: the old one is unchanged
+        outs.append(out)
         pos += step
     torch.testing.assert_close(torch.cat(outs, 1), full)
     if window is not None:

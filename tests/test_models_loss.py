@@ -77,6 +77,7 @@ def test_model_loss_without_logits_matches_with_logits(variant):
 def test_lightning_module_trains_through_the_fused_loss(monkeypatch):
     """LitCausalLM's training loss goes through linear_cross_entropy (no [B, T, V] logits) and is the plain loss."""
     import titans.models.modeling as modeling
+    from titans.models import build_causal_lm
     from titans.training import LitCausalLM
 
     calls = []
@@ -87,8 +88,8 @@ def test_lightning_module_trains_through_the_fused_loss(monkeypatch):
 
     monkeypatch.setattr(modeling, "linear_cross_entropy", counting)
     torch.manual_seed(0)
-    lit = LitCausalLM(net={"variant": "transformer", "size": "tiny"}, optimizer={"lr": 1e-3},
-                      scheduler={"warmup_steps": 0}, vocab_size=64)
+    lit = LitCausalLM(net=build_causal_lm("transformer", "tiny", vocab_size=64), optimizer={"lr": 1e-3},
+                      scheduler={"warmup_steps": 0})
     x = torch.randint(0, 64, (2, 24))
     loss = lit._loss({"input_ids": x})
     assert calls == [torch.Size([2, 23, lit.net.config.d_model])]

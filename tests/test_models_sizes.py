@@ -1,7 +1,7 @@
 """Parameter counts of every variant at every size (built on the meta device, so instant)."""
 import pytest
 
-from titans.models import NOMINAL_PARAMS, SIZES, VARIANTS, build_config, count_params
+from titans.models import NOMINAL_PARAMS, SIZES, VARIANTS, build_config, count_params, nominal_params
 
 
 def test_parameter_count_table():
@@ -19,9 +19,13 @@ def test_parameter_count_table():
     assert not bad, bad
 
 
-def test_paper_shapes():
-    assert {k: (v["n_layers"], v["d_model"], v["n_heads"]) for k, v in SIZES.items() if k in NOMINAL_PARAMS} == {
-        "170m": (12, 768, 16), "340m": (24, 1024, 16), "400m": (26, 1024, 16), "760m": (24, 1536, 16), "1.3b": (18, 2048, 8)}
+def test_sizes_are_named_after_their_counts_and_grow_in_order():
+    assert nominal_params("170m") == 170e6 and nominal_params("1.3b") == 1.3e9 and nominal_params("tiny") is None
+    assert set(NOMINAL_PARAMS) == {s for s in SIZES if s not in ("tiny", "small")}  # every paper size has its count
+    counts = [count_params(build_config("transformer", size, vocab_size=32000)) for size in SIZES]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts), counts  # tiny < small < 170m < ... < 1.3b
+    for size, shape in SIZES.items():  # attention heads of an even width (RoPE), whole memory heads
+        assert shape["d_model"] % shape["n_heads"] == 0 and (shape["d_model"] // shape["n_heads"]) % 2 == 0, size
 
 
 def test_overrides_win():

@@ -9,8 +9,11 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from titans.models import (TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM, build_causal_lm,
-                           output_cache)
+from titans.layers import KVCache
+from titans.memory import MemoryConfig, MemoryState
+from titans.models import (TITANS_VARIANTS, VARIANTS, MACState, MAGState, TitansCache, TitansConfig, TitansForCausalLM,
+                           build_causal_lm, output_cache)
+from titans.models.config import MEMORY_PRESETS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -60,6 +63,26 @@ def test_cached_streaming_equals_full_forward(variant):
                 cache, pos = output_cache(out), pos + step
                 logits.append(out.logits)
             torch.testing.assert_close(torch.cat(logits, 1), full, atol=1e-4, rtol=1e-4)
+
+
+def _tensors(state) -> list[torch.Tensor]:
+    found = []
+    state.map(lambda t: found.append(t) or t)
+    return found
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_block_keeps_a_typed_state_that_the_next_step_leaves_unchanged(variant):
+    expected = {"attn": KVCache, "swa": KVCache, "lmm": MemoryState, "mag": MAGState, "mac": MACState}
+    model, x = tiny(variant), tokens(batch=1, length=9)
+    with torch.no_grad():
+        cache = output_cache(model(x[:, :6], use_cache=True))
+        before = list(cache.layers)
+        copies = [[t.clone() for t in _tensors(state)] for state in before]
+        model(x[:, 6:], past_key_values=cache, use_cache=True)
+    for kind, state, old, copy_ in zip(model.config.block_types, cache.layers, before, copies):
+        assert isinstance(state, expected[kind]) and state is not old
+        assert all(torch.equal(a, b) for a, b in zip(_tensors(old), copy_)), kind  # states are values
 
 
 @pytest.mark.parametrize("variant", ["mac", "mag", "mal", "lmm"])
@@ -168,12 +191,9 @@ def test_persistent_tokens_are_learned_and_shift_outputs():
 
 def test_mal_layer_pattern_and_presets():
     assert TitansConfig(variant="mal", n_layers=4, d_model=32, n_heads=2).block_types == ["lmm", "swa", "lmm", "swa"]
-    dn = TitansConfig(variant="deltanet", d_model=32, n_heads=2).memory
-    assert dn["depth"] == 1 and not dn["momentum"] and not dn["forget"]
-    gdn = TitansConfig(variant="gated_deltanet", d_model=32, n_heads=2).memory
-    assert gdn["depth"] == 1 and not gdn["momentum"] and gdn["forget"]
-    ttt = TitansConfig(variant="ttt", d_model=32, n_heads=2).memory
-    assert ttt["depth"] == 2 and not ttt["momentum"] and not ttt["forget"]
+    for variant, preset in MEMORY_PRESETS.items():  # each variant's memory is its preset, with the model's heads
+        assert TitansConfig(variant=variant, d_model=32, n_heads=2).memory == MemoryConfig.preset(preset, num_heads=2)
+    assert TitansConfig(variant="transformer", d_model=32, n_heads=2).memory is None
 
 
 def test_generate_prefill_computes_only_the_last_logits():
@@ -218,7 +238,7 @@ def test_beam_search_with_the_cache_equals_beam_search_without():
 def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="unknown variant"):
         TitansConfig(variant="mamba")
-    with pytest.raises(TypeError, match="unknown keys"):
+    with pytest.raises(TypeError, match="depht"):
         TitansConfig(variant="lmm", d_model=32, n_heads=2, memory={"depht": 2})
     with pytest.raises(ValueError, match="unknown size"):
         build_causal_lm("lmm", "huge")

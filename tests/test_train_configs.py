@@ -5,6 +5,9 @@ import hydra
 import pytest
 import torch
 
+from titans.memory import MemoryConfig
+from titans.models import nominal_params
+from titans.models.config import MEMORY_PRESETS
 from titans.training.pipeline import train as _train  # noqa: F401  (import check)
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
@@ -30,19 +33,11 @@ def test_experiment_composes_and_instantiates(name, tmp_path, monkeypatch):
     assert cfg.task_name == name
     assert cfg.global_batch_tokens == 524288 and cfg.data.seq_len == 4096
     assert cfg.model.optimizer.weight_decay == 0.1 and cfg.trainer.gradient_clip_val == 1.0
-    variant = cfg.model.net.variant
-    if variant in ("mac", "mag", "mal", "lmm"):
-        assert cfg.model.net.n_persistent == 128 and cfg.model.net.memory.chunk_size == 16
-    if variant == "mac":
-        assert cfg.model.net.segment_len == 512
-    if variant in ("mag", "mal"):
-        assert cfg.model.net.window == 2048
 
     with torch.device("meta"):
-        module = hydra.utils.instantiate(cfg.model, vocab_size=32000, tokens_per_step=524288, _convert_="all")
+        module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 32000}, tokens_per_step=524288, _convert_="all")
     params = sum(p.numel() for p in module.net.parameters())
-    size = cfg.model.net.size
-    nominal = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}[size]
+    nominal = nominal_params(cfg.model.net.size)
     assert abs(params - nominal) / nominal < 0.15, f"{name}: {params / 1e6:.0f}M parameters"
 
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c]
@@ -56,6 +51,38 @@ def test_experiment_composes_and_instantiates(name, tmp_path, monkeypatch):
 
     with pytest.raises(DataUnavailableError, match="data=shakespeare"):
         instantiate(cfg.data, tokenizer=build_tokenizer(kind="bytes"))
+
+
+# The paper's Table 1 recipe (NeurIPS Table 5 and App. E.1; 400M: the prose's 4e-4), stated once: peak learning rate
+# and training tokens per size, and what each variant adds. Every experiment must hold it.
+PAPER_SIZES = {"170m": (3e-3, 15e9), "340m": (1.5e-3, 15e9), "400m": (4e-4, 15e9), "760m": (1.25e-3, 30e9),
+               "1.3b": (7e-4, 100e9)}
+PAPER_VARIANTS = {"mac": dict(segment_len=512, n_persistent=128), "mag": dict(window=2048, n_persistent=128),
+                  "mal": dict(window=2048, n_persistent=128), "lmm": dict(n_persistent=128),
+                  "transformer": dict(n_persistent=0)}
+
+
+@pytest.mark.parametrize("size", PAPER_SIZES)
+@pytest.mark.parametrize("variant", PAPER_VARIANTS)
+def test_each_experiment_holds_the_paper_recipe(variant, size, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    name = f"{variant}_{size.replace('.', '_')}"
+    cfg = _compose(tmp_path, [f"experiment={name}"])
+    lr, tokens = PAPER_SIZES[size]
+    assert (cfg.task_name, cfg.model.net.variant, cfg.model.net.size) == (name, variant, size)
+    assert cfg.model.optimizer.lr == lr and float(cfg.train_tokens) == tokens
+    assert cfg.global_batch_tokens == 2**19 and cfg.data.seq_len == 4096  # 0.5M-token batches of 4K sequences
+    assert cfg.data._target_ == "titans.data.FineWebEduDataModule" and cfg.tokenizer.kind == "llama2"
+    assert (cfg.model.optimizer.weight_decay, cfg.trainer.gradient_clip_val) == (0.1, 1.0)
+    assert cfg.model.scheduler.warmup_steps is None and float(cfg.model.scheduler.warmup_tokens) == 1e9
+    assert cfg.model.scheduler.min_lr_ratio == 0.1
+    # the model as built (TitansConfig's defaults included), without its weights
+    config = hydra.utils.instantiate(cfg.model.net, _target_="titans.models.build_config", match_params=False,
+                                     vocab_size=32000)
+    for key, value in PAPER_VARIANTS[variant].items():
+        assert getattr(config, key) == value, key
+    if config.memory is not None:
+        assert config.memory.chunk_size == 16 and config.memory.num_heads == config.n_heads
 
 
 @pytest.mark.parametrize(
@@ -89,6 +116,33 @@ def test_config_groups_compose(overrides, tmp_path, monkeypatch):
 def test_every_variant_and_cpu_size_builds(variant, size, tmp_path, monkeypatch):
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     cfg = _compose(tmp_path, [f"model={variant}", f"size={size}"])
-    module = hydra.utils.instantiate(cfg.model, vocab_size=4096, _convert_="all")
-    assert module.net.config.variant == variant
+    module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 4096}, _convert_="all")
+    config = module.net.config
+    assert config.variant == variant
     assert module.hparams["model_config"]["vocab_size"] == 4096
+    if variant in MEMORY_PRESETS:  # the variant's preset, the model's heads, no compilation in the tests
+        assert config.memory == MemoryConfig.preset(MEMORY_PRESETS[variant], num_heads=config.n_heads)
+    else:
+        assert config.memory is None
+
+
+def test_one_route_from_the_config_to_the_memory(tmp_path, monkeypatch):
+    """Every MemoryConfig field is in the composed config (overridable without +); Hydra builds one MemoryConfig,
+    which reaches every NeuralMemory as that object, with the model's heads filled in once."""
+    import dataclasses
+
+    from hydra.errors import ConfigCompositionException
+
+    from titans.memory import MemoryConfig, NeuralMemory
+
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    cfg = _compose(tmp_path, ["model=lmm", "model.net.memory.depth=1", "model.net.memory.chunk_size=8"])
+    assert set(cfg.model.net.memory) - {"_target_"} == {f.name for f in dataclasses.fields(MemoryConfig)}
+    net = hydra.utils.instantiate(cfg.model.net, vocab_size=64)
+    memories = [m for m in net.modules() if isinstance(m, NeuralMemory)]
+    assert len(memories) == net.config.n_layers
+    assert all(m.cfg is net.config.memory for m in memories)
+    assert (net.config.memory.depth, net.config.memory.chunk_size) == (1, 8)
+    assert net.config.memory.num_heads == net.config.n_heads
+    with pytest.raises(ConfigCompositionException, match="depht"):  # a misspelt field: refused when composing
+        _compose(tmp_path, ["model=lmm", "model.net.memory.depht=1"])

@@ -112,11 +112,12 @@ def test_a_missing_init_from_file_stops_train_py_with_one_clear_line(tmp_path):
 def test_loss_uses_the_batch_labels_and_validation_counts_supervised_targets():
     import torch.nn.functional as F
 
+    from titans.models import build_causal_lm
     from titans.training import LitCausalLM
 
     torch.manual_seed(0)
-    lit = LitCausalLM(net={"variant": "mac", "size": "tiny", "segment_len": 16, "n_persistent": 4},
-                      optimizer={"lr": 1e-3}, scheduler={"warmup_steps": 0}, vocab_size=64).eval()
+    net = build_causal_lm("mac", "tiny", vocab_size=64, segment_len=16, n_persistent=4)
+    lit = LitCausalLM(net=net, optimizer={"lr": 1e-3}, scheduler={"warmup_steps": 0}).eval()
     input_ids = torch.randint(0, 64, (2, 24))
     labels = torch.full_like(input_ids, -100)
     labels[0, 20:23] = input_ids[0, 20:23]
@@ -128,22 +129,24 @@ def test_loss_uses_the_batch_labels_and_validation_counts_supervised_targets():
         assert lit._loss({"input_ids": input_ids, "labels": labels}).item() == pytest.approx(answer.item(), rel=1e-5)
         assert lit._loss({"input_ids": input_ids}).item() == pytest.approx(lm.item(), rel=1e-5)  # LM data as before
 
-        lit.on_validation_epoch_start()
+        hits = (logits[:, :-1].argmax(-1) == labels[:, 1:])[labels[:, 1:] != -100].float().mean()
+        for metric in (lit.val_loss, lit.val_acc, lit.val_targets):
+            metric.reset()
         lit.validation_step({"input_ids": input_ids, "labels": labels}, 0)
-        assert lit._val_tokens == 5 and lit._val_loss_sum == pytest.approx(answer.item() * 5, rel=1e-5)
-        lit.on_validation_epoch_start()
-        lit.validation_step({"input_ids": input_ids}, 0)
-        assert lit._val_tokens == 2 * 23 and lit._val_loss_sum == pytest.approx(lm.item() * 46, rel=1e-5)
-        lit.on_validation_epoch_start()
+        assert lit.val_targets.compute() == 5 and lit.val_loss.compute() == pytest.approx(answer.item(), rel=1e-5)
+        assert lit.val_acc.compute() == pytest.approx(hits.item())
+        lit.validation_step({"input_ids": input_ids}, 0)  # 46 more targets, averaged with the first 5
+        assert lit.val_targets.compute() == 5 + 2 * 23
+        assert lit.val_loss.compute() == pytest.approx((answer.item() * 5 + lm.item() * 46) / 51, rel=1e-5)
         assert lit.validation_step({"input_ids": input_ids, "labels": torch.full_like(labels, -100)}, 0) is None
-        assert lit._val_tokens == 0  # a batch with nothing to score adds nothing (no NaN)
+        assert lit.val_targets.compute() == 51  # a batch with nothing to score adds nothing (no NaN)
 
 
 # ---------------------------------------------------------------------------------------------------- init_from
 def _tiny_lit(tmp_path, overrides=()):
     cfg = _compose(tmp_path, [f"experiment={TASK}", *overrides])
     tokenizer = _tokenizer(cfg)
-    lit = hydra.utils.instantiate(cfg.model, vocab_size=len(tokenizer), _convert_="all")
+    lit = hydra.utils.instantiate(cfg.model, net={"vocab_size": len(tokenizer)}, _convert_="all")
     return lit, tokenizer
 
 
@@ -210,7 +213,7 @@ def test_paper_finetune_experiment_composes_and_fits_the_table1_pretraining_run(
     assert net == pretrain_net
 
     with torch.device("meta"):
-        module = hydra.utils.instantiate(cfg.model, vocab_size=32000, _convert_="all")
+        module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 32000}, _convert_="all")
     assert abs(sum(p.numel() for p in module.net.parameters()) - 170e6) / 170e6 < 0.15
 
     with pytest.raises(ValueError, match="fine-tunes a pretrained model: give init_from=PATH"):

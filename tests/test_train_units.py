@@ -1,6 +1,5 @@
 """Unit tests of the training glue: schedule, parameter groups, accumulation, ckpt_path resolution."""
 
-import math
 import os
 import time
 

@@ -15,15 +15,15 @@ import functools
 import os
 import sys
 
+from titans.errors import DataUnavailableError
+
 EXIT_USAGE = 2
 
 
-def _expected_types() -> tuple[type[BaseException], ...]:
-    from titans.data.errors import DataUnavailableError
-    from titans.eval.hub import HubUnavailableError
-
-    return (ValueError, FileNotFoundError, NotADirectoryError, ConnectionError, FloatingPointError,
-            DataUnavailableError, HubUnavailableError)
+#: what a user can fix from the message (titans.errors): ValueError covers bad config values and the
+#: CheckpointError family, DataUnavailableError the HubUnavailableError
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, ConnectionError, FloatingPointError,
+                   DataUnavailableError)
 
 
 def one_line(err: BaseException) -> str:
@@ -39,7 +39,7 @@ def report_expected_errors(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(err, _expected_types()):
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not isinstance(err, EXPECTED_ERRORS):
                 raise
             print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
             raise SystemExit(EXIT_USAGE) from None

@@ -1,8 +1,8 @@
 """Data: the bundled corpus, tokenizers, language-model, BABILong and MQAR datamodules and the resumable sampler."""
 
 from titans.data.babilong import BabilongDataModule
-from titans.data.base import PackedLMDataModule
-from titans.data.errors import DataUnavailableError
+from titans.data.base import PackedLMDataModule, TokenDataModule
+from titans.errors import DataUnavailableError
 from titans.data.mqar import MQARDataModule
 from titans.data.sampler import ResumableSampler
 from titans.data.text import TextDataModule
@@ -17,6 +17,7 @@ __all__ = [
     "PackedLMDataModule",
     "ResumableSampler",
     "TextDataModule",
+    "TokenDataModule",
     "build_tokenizer",
     "check_vocab",
     "tokenizer_fingerprint",

@@ -1,17 +1,17 @@
 """BabilongDataModule: question-answer fine-tuning data for the paper's BABILong fine-tuned setting.
 
 Each item is one BABILong sample formatted exactly as the evaluation suite ``babilong`` formats it
-(titans.eval.babilong.PROMPT, "{context}\\nQuestion: {question}\\nAnswer:") and tokenized as evaluation
+(titans.tasks.babilong.PROMPT, "{context}\\nQuestion: {question}\\nAnswer:") and tokenized as evaluation
 tokenizes it (the prompt alone, no special tokens), followed by the answer:
 
     input_ids = tokens(prompt) + tokens(" " + answer) [+ EOS]
-    labels    = -100 on the prompt,  tokens(" " + answer) [+ EOS]
+    labels    = IGNORE_INDEX on the prompt,  tokens(" " + answer) [+ EOS]
 
 Labels are aligned with input_ids (Hugging Face convention: TitansForCausalLM shifts them), so the loss
 is the cross-entropy of the answer tokens (and of the EOS that ends the answer, ``add_eos``) only.
 
 Batches: dict(input_ids=LongTensor[B, T], labels=LongTensor[B, T]) with T the longest item of the batch
-(rounded up to ``pad_to_multiple_of``). Items are right-padded with the pad (or EOS) token and label -100:
+(rounded up to ``pad_to_multiple_of``). Items are right-padded with the pad (or EOS) token and IGNORE_INDEX:
 in a causal model no real position sees the padding, so no attention mask is needed (the models support
 none). Samples are not packed together: the memory is not reset inside a sequence, so a packed sample
 would start from the previous sample's memory, while evaluation gives every sample a fresh one.
@@ -21,7 +21,7 @@ Sources:
 - ``hub``: RMT-team/babilong-train-5k-samples (5,000 samples per task and length split; one config per
   length, one split per task). Without hub access the module fails at construction with one line naming
   the offline source. The first ``val_samples`` rows of each (task, length) are held out for validation.
-- ``offline``: bAbI qa1-qa3 stories from the evaluation's generator (titans.eval.babilong), hidden in the
+- ``offline``: bAbI qa1-qa3 stories from the evaluation's generator (titans.tasks.babilong), hidden in the
   bundled corpus at the given token lengths, generated on demand from ``generator_seed``. Validation
   samples use other generator indices than training samples. The evaluation suite ``babilong_offline``
   uses generator seed 0; keep ``generator_seed`` different so that no evaluation story is trained on.
@@ -36,9 +36,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
-from titans.data.errors import DataUnavailableError
-from titans.data.network import hub_unavailable_reason
+from titans.data.base import PackedLMDataModule
+from titans.errors import DataUnavailableError, first_line
+from titans.hub import require_hub
+from titans.models.loss import IGNORE_INDEX
+from titans.tasks.babilong import OFFLINE_TASKS, length_in_tokens, make_babilong_sample, sample_from_hub_row
+from titans.tasks.haystack import Haystack, load_haystack_text
+from titans.tasks.qa import qa_training_example
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +53,8 @@ SOURCES = ("hub", "offline")
 EVAL_GENERATOR_SEED = 0  # configs/suite/babilong_offline.yaml
 
 
-def length_in_tokens(length) -> int:
-    """0, 512, "0k", "2k" or "1M" as a number of tokens (k = 1024, M = 1024 * 1024)."""
-    text = str(length).strip()
-    try:
-        if text[-1:] in ("k", "K"):
-            return int(text[:-1]) * 1024
-        if text[-1:] in ("m", "M"):
-            return int(text[:-1]) * 1024 * 1024
-        return int(text)
-    except ValueError:
-        raise ValueError(f"a BABILong length must be a number of tokens or a split like 2k, got {length!r}") from None
-
-
-def qa_example(prompt: str, answer: str, tokenizer, add_eos: bool = True) -> dict[str, list[int]]:
-    """input_ids and labels of one sample (see the module docstring); the evaluation's tokenization."""
-    from titans.eval.long_context import qa_training_example
-
-    return qa_training_example(prompt, answer, tokenizer, add_eos=add_eos)
-
-
 class PadCollator:
-    """Right-pads items to the longest of the batch: input_ids with ``pad_id``, labels with -100."""
+    """Right-pads items to the longest of the batch: input_ids with ``pad_id``, labels with IGNORE_INDEX."""
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
         self.pad_id, self.pad_to_multiple_of = int(pad_id), pad_to_multiple_of
@@ -80,7 +64,7 @@ class PadCollator:
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(items), width), -100, dtype=torch.long)
+        labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
         for row, item in enumerate(items):
             n = len(item["input_ids"])
             input_ids[row, :n] = item["input_ids"]
@@ -103,11 +87,11 @@ class QADataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.sample(index)
-        example = qa_example(sample.prompt, sample.answer, self.tokenizer, self.add_eos)
+        example = qa_training_example(sample.prompt, sample.answer, self.tokenizer, add_eos=self.add_eos)
         ids, labels = example["input_ids"], example["labels"]
         excess = len(ids) - self.max_len
         if excess > 0:
-            answer_len = sum(1 for label in labels if label != -100)
+            answer_len = sum(1 for label in labels if label != IGNORE_INDEX)
             if answer_len >= self.max_len:
                 raise ValueError(f"the answer of {self.name} sample {index} takes {answer_len} tokens, "
                                  f"not fewer than seq_len={self.max_len}")
@@ -146,8 +130,6 @@ class GeneratedSamples:
         return self.count * len(self.cells)
 
     def sample(self, index: int):
-        from titans.eval.babilong import make_babilong_sample
-
         if not 0 <= index < len(self):
             raise IndexError(index)
         task, length = self.cells[index % len(self.cells)]
@@ -172,8 +154,6 @@ class HubSamples:
         return len(self.pairs)
 
     def sample(self, index: int):
-        from titans.eval.babilong import sample_from_hub_row
-
         cell, row = self.pairs[index]
         task, length = self.cells[cell]
         return sample_from_hub_row(self.tables[(task, length)][row], task, length, row)
@@ -198,8 +178,8 @@ class BabilongDataModule(PackedLMDataModule):
     """
 
     def __init__(self, source: str = "offline", tasks=("qa1", "qa2", "qa3"), lengths=(0, 512), seq_len: int = 513,
-                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, batch_size: int | None = None,
+                 batch_size: int = 1, tokenizer=None, seed: int = 0, val_batches: int | None = None,
+                 num_workers: int = 0, pin_memory: bool = False,
                  train_samples: int | None = None, val_samples: int = 20, generator_seed: int = 1,
                  haystack_path: str | os.PathLike | None = None, dataset: str = HUB_TRAIN_DATASET,
                  add_eos: bool = True, pad_to_multiple_of: int | None = None):
@@ -218,7 +198,7 @@ class BabilongDataModule(PackedLMDataModule):
             self._check_hub_arguments()
         else:
             self._check_offline_arguments(seq_len, add_eos)
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+        super().__init__(seq_len=seq_len, batch_size=batch_size,
                          tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
                          pin_memory=pin_memory)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
@@ -228,8 +208,6 @@ class BabilongDataModule(PackedLMDataModule):
 
     # ------------------------------------------------------------------------------ checks
     def _check_offline_arguments(self, seq_len: int, add_eos: bool) -> None:
-        from titans.eval.babilong import OFFLINE_TASKS
-
         bad = [t for t in self.tasks if t not in OFFLINE_TASKS]
         if bad:
             raise ValueError(f"the offline BABILong generator covers {OFFLINE_TASKS}, not {bad}: "
@@ -250,19 +228,17 @@ class BabilongDataModule(PackedLMDataModule):
             raise ValueError(f"{self.dataset} has tasks {HUB_TRAIN_TASKS[0]}-{HUB_TRAIN_TASKS[-1]} and length splits "
                              f"{', '.join(HUB_TRAIN_LENGTHS)}; got tasks {bad_tasks or 'ok'}, "
                              f"lengths {bad_lengths or 'ok'}")
-        if Path(self.dataset).exists():
-            return
-        reason = hub_unavailable_reason()
-        if reason:
-            raise self._unavailable(reason)
+        if not Path(self.dataset).exists():
+            require_hub(self._what(), self._offline_alternative())
 
-    def _unavailable(self, reason: str) -> DataUnavailableError:
-        return DataUnavailableError(
-            f"BABILong training data ({self.dataset}, {'/'.join(self.tasks)} at {'/'.join(self.lengths)}) is not "
-            f"available: {reason}; use data=babilong_offline (generated bAbI qa1-qa3 stories in the bundled corpus, "
-            f"e.g. experiment=babilong_finetune_tiny_offline), run where the hub is reachable, or set "
-            f"data.dataset to a local copy of the {HUB_TRAIN_DATASET} repository"
-        )
+    def _what(self) -> str:
+        return f"BABILong training data ({self.dataset}, {'/'.join(self.tasks)} at {'/'.join(self.lengths)})"
+
+    @staticmethod
+    def _offline_alternative() -> str:
+        return (f"data=babilong_offline (generated bAbI qa1-qa3 stories in the bundled corpus, e.g. "
+                f"experiment=babilong_finetune_tiny_offline), or data.dataset=<a local copy of the "
+                f"{HUB_TRAIN_DATASET} repository>")
 
     # ------------------------------------------------------------------------------ data
     def setup(self, stage: str | None = None) -> None:
@@ -280,8 +256,6 @@ class BabilongDataModule(PackedLMDataModule):
                  len(self.train_set), len(self.val_set), "/".join(self.tasks), "/".join(self.lengths))
 
     def _offline_sources(self):
-        from titans.eval.haystack import Haystack, load_haystack_text
-
         needs_text = any(int(n) > 0 for n in self.lengths)
         haystack = Haystack(load_haystack_text(self.haystack_path)) if needs_text else None
         count = 1000 if self.train_samples is None else int(self.train_samples)
@@ -298,8 +272,8 @@ class BabilongDataModule(PackedLMDataModule):
             tables = {(task, length): datasets.load_dataset(self.dataset, name=length, split=task)
                       for task in self.tasks for length in self.lengths}
         except (OSError, ConnectionError, ValueError) as err:  # network, unknown config/split, missing files
-            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise self._unavailable(f"loading it failed ({message})") from err
+            raise DataUnavailableError(f"{self._what()} is not available: loading it failed ({first_line(err)}); "
+                                       f"use {self._offline_alternative()}") from err
         sizes = [len(table) for table in tables.values()]
         if min(sizes) <= self.val_samples:
             raise ValueError(f"a (task, length) of {self.dataset} has {min(sizes)} rows, not more than "
@@ -312,5 +286,5 @@ class BabilongDataModule(PackedLMDataModule):
         return train, val
 
 
-__all__ = ["BabilongDataModule", "PadCollator", "QADataset", "qa_example", "length_in_tokens",
+__all__ = ["BabilongDataModule", "PadCollator", "QADataset", "length_in_tokens",
            "HUB_TRAIN_DATASET", "HUB_TRAIN_TASKS", "HUB_TRAIN_LENGTHS"]

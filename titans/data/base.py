@@ -1,5 +1,9 @@
-"""What the language-model datamodules share: the tokenizer from a config, the resumable sharded train
-loader and the fixed validation loader."""
+"""What the data modules share: where a resumed run's training stream continues, what the data tells the model, the
+tokenizer from a config, and the language-model loaders.
+
+``batch_size`` is the per-device batch of one forward pass (a micro-batch: gradient accumulation, derived by train()
+from ``global_batch_tokens``, makes up the optimizer step).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from titans.data.sampler import ResumableSampler
 from titans.data.tokenizers import build_tokenizer
+from titans.data.vocab import net_vocab_kwargs
 
 
 def tokenizer_from_config(tokenizer) -> tuple[PreTrainedTokenizerFast, dict]:
@@ -25,24 +30,52 @@ def tokenizer_from_config(tokenizer) -> tuple[PreTrainedTokenizerFast, dict]:
     return tok, dict(tok.titans_config)
 
 
-def resolve_batch_size(micro_batch_size: int | None, batch_size: int | None, default: int = 8) -> int:
-    """`batch_size` is accepted as an alias of `micro_batch_size` (the per-device, per-step batch)."""
-    if micro_batch_size is not None and batch_size is not None and micro_batch_size != batch_size:
-        raise ValueError(f"micro_batch_size={micro_batch_size} and batch_size={batch_size} disagree: give one of them")
-    value = micro_batch_size if micro_batch_size is not None else batch_size
-    return default if value is None else int(value)
+class TokenDataModule(L.LightningDataModule):
+    """A data module of token sequences. Subclasses set ``seq_len``, ``batch_size``, ``tokenizer`` (None for
+    synthetic vocabularies), ``tokenizer_config`` and the ``vocab_size`` property."""
+
+    seq_len: int
+    batch_size: int
+    tokenizer: PreTrainedTokenizerFast | None = None
+    tokenizer_config: dict | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def model_kwargs(self, model_cfg: Mapping | None = None) -> dict:
+        """What this data decides about the model, as keyword arguments of the LightningModule config (``cfg.model``;
+        train() passes them to its instantiation): the network's vocabulary, unless ``model_cfg`` sets
+        ``net.vocab_size`` (then it must hold every id of this data), and the tokenizer's config, stored in
+        checkpoints so that they can be evaluated on their own."""
+        kwargs: dict = {"net": net_vocab_kwargs(model_cfg, self.vocab_size, self.tokenizer)}
+        if self.tokenizer_config is not None:
+            kwargs["tokenizer"] = dict(self.tokenizer_config)
+        return kwargs
+
+    # ------------------------------------------------------------------------------ distribution
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_start_index(self) -> int:
+        """Global sample index of the next training sample: 0 for a fresh run, and after a restore
+        global_step * accumulate_grad_batches * batch_size * world_size."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.global_step * trainer.accumulate_grad_batches * self.batch_size * trainer.world_size
 
 
-class PackedLMDataModule(L.LightningDataModule):
-    """Subclasses fill self.train_set and self.val_set (datasets of dict(input_ids=LongTensor[seq_len]))
-    in setup()."""
+class PackedLMDataModule(TokenDataModule):
+    """Subclasses fill self.train_set and self.val_set (datasets of dict(input_ids=LongTensor[seq_len])) in setup()."""
 
-    def __init__(self, seq_len: int, micro_batch_size: int, tokenizer=None, seed: int = 0,
+    def __init__(self, seq_len: int, batch_size: int, tokenizer=None, seed: int = 0,
                  val_batches: int | None = None, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
-        if seq_len <= 0 or micro_batch_size <= 0:
-            raise ValueError(f"seq_len and micro_batch_size must be positive (got {seq_len}, {micro_batch_size})")
-        self.seq_len, self.micro_batch_size, self.seed = seq_len, micro_batch_size, seed
+        if seq_len <= 0 or batch_size <= 0:
+            raise ValueError(f"seq_len and batch_size must be positive (got {seq_len}, {batch_size})")
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.val_batches, self.num_workers, self.pin_memory = val_batches, num_workers, pin_memory
         self.tokenizer, self.tokenizer_config = tokenizer_from_config(tokenizer)
         self.train_set: Dataset | None = None
@@ -53,19 +86,6 @@ class PackedLMDataModule(L.LightningDataModule):
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
-
-    # ------------------------------------------------------------------------------ distribution
-    def _rank_and_world_size(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
-    def train_start_index(self) -> int:
-        """Global sample index of the next training sample: 0 for a fresh run, and after a restore
-        global_step * accumulate_grad_batches * micro_batch_size * world_size."""
-        trainer = self.trainer
-        if trainer is None:
-            return 0
-        return trainer.global_step * trainer.accumulate_grad_batches * self.micro_batch_size * trainer.world_size
 
     # ------------------------------------------------------------------------------ loaders
     def _require_setup(self):
@@ -81,18 +101,18 @@ class PackedLMDataModule(L.LightningDataModule):
             start_index=self.train_start_index() if start_index is None else start_index,
             rank=rank, world_size=world_size,
         )
-        return DataLoader(self.train_set, batch_size=self.micro_batch_size, sampler=sampler, drop_last=True,
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0, collate_fn=self.collate_fn)
 
     def val_dataloader(self) -> DataLoader:
-        """The same windows every time: the first val_batches * micro_batch_size windows (all if None),
-        split between ranks (rank r takes windows r, r + world_size, ...)."""
+        """The same windows every time: the first val_batches * batch_size windows (all if None), split between
+        ranks (rank r takes windows r, r + world_size, ...)."""
         self._require_setup()
         rank, world_size = self._rank_and_world_size()
         count = len(self.val_set)
         if self.val_batches is not None:
-            count = min(count, self.val_batches * self.micro_batch_size * world_size)
+            count = min(count, self.val_batches * self.batch_size * world_size)
         indices = list(range(rank, count, world_size))
-        return DataLoader(Subset(self.val_set, indices), batch_size=self.micro_batch_size, shuffle=False,
+        return DataLoader(Subset(self.val_set, indices), batch_size=self.batch_size, shuffle=False,
                           num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=self.collate_fn)

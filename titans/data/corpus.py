@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from titans.data.errors import DataUnavailableError
+from titans.errors import DataUnavailableError
 
 DOC_SEPARATOR = "<|endoftext|>"
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
-from titans.data.errors import DataUnavailableError
-from titans.data.network import hub_unavailable_reason
+from titans.data.base import PackedLMDataModule
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir, resolve_path
 from titans.data.shards import META_FILE, read_meta, shard_windows
 from titans.data.tokenizers import tokenizer_fingerprint
+from titans.errors import DataUnavailableError, first_line
+from titans.hub import require_hub
 
 DEFAULT_NAME = "HuggingFaceFW/fineweb-edu"
 LOCAL_BUILDERS = ("json", "parquet", "text", "csv", "arrow")
@@ -95,9 +95,9 @@ class FineWebEduDataModule(PackedLMDataModule):
 
     def __init__(self, shards_dir: str | os.PathLike | None = None, name: str = DEFAULT_NAME,
                  dataset_config: str | None = "sample-10BT", seq_len: int = 4096,
-                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
+                 batch_size: int = 8, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
                  val_documents: int = 2000, shuffle_buffer: int = 10000, text_field: str = "text",
-                 data_files=None, num_workers: int = 0, pin_memory: bool = False, batch_size: int | None = None):
+                 data_files=None, num_workers: int = 0, pin_memory: bool = False):
         explicit_dir = shards_dir is not None
         self.shards_dir = resolve_path(shards_dir) if explicit_dir else data_dir() / "fineweb-edu"
         self.name, self.dataset_config, self.data_files, self.text_field = name, dataset_config, data_files, text_field
@@ -111,7 +111,7 @@ class FineWebEduDataModule(PackedLMDataModule):
         else:
             self._check_stream_available()
             tokenizer = {"kind": "llama2"} if tokenizer is None else tokenizer
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+        super().__init__(seq_len=seq_len, batch_size=batch_size,
                          tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
                          pin_memory=pin_memory)
         if self.meta is not None and self.meta["tokenizer_fingerprint"] != tokenizer_fingerprint(self.tokenizer):
@@ -124,19 +124,15 @@ class FineWebEduDataModule(PackedLMDataModule):
     def streaming(self) -> bool:
         return self.meta is None
 
+    def _offline_alternative(self) -> str:
+        return (f"data=shakespeare (the bundled offline corpus), or pre-tokenized shards in {self.shards_dir} "
+                f"(python scripts/prepare_lm_data.py --out {self.shards_dir}, where the hub is reachable)")
+
     def _check_stream_available(self) -> None:
         if self.data_files is not None or self.name in LOCAL_BUILDERS or Path(self.name).exists():
             return
-        reason = hub_unavailable_reason()
-        if reason:
-            raise self._unavailable(reason)
-
-    def _unavailable(self, reason: str) -> DataUnavailableError:
-        return DataUnavailableError(
-            f"FineWeb-Edu ({self.name}, {self.dataset_config}) is not available: {reason} and there are no "
-            f"pre-tokenized shards in {self.shards_dir}; use data=shakespeare (the bundled offline corpus), or "
-            f"run python scripts/prepare_lm_data.py --out {self.shards_dir} where the hub is reachable"
-        )
+        require_hub(f"FineWeb-Edu ({self.name}, {self.dataset_config}) without pre-tokenized shards",
+                    self._offline_alternative())
 
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is not None:
@@ -146,8 +142,8 @@ class FineWebEduDataModule(PackedLMDataModule):
             try:
                 docs = list(encode_documents(self.tokenizer, itertools.islice(texts, self.val_documents)))
             except (OSError, ConnectionError) as err:  # network errors, gated or unknown data set
-                message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise self._unavailable(f"loading it failed ({message})") from err
+                raise DataUnavailableError(f"{self.name} ({self.dataset_config}) is not available: loading it failed "
+                                           f"({first_line(err)}); use {self._offline_alternative()}") from err
             tokens = pack_documents(docs, self.tokenizer.eos_token_id, dtype=token_dtype(len(self.tokenizer)))
             self.val_set = PackedWindows(tokens, self.seq_len)
             if len(self.val_set) == 0:
@@ -173,7 +169,7 @@ class FineWebEduDataModule(PackedLMDataModule):
             rank=rank, world_size=world_size,
         )
         # one process: the window order (and so resuming) stays exact
-        return DataLoader(dataset, batch_size=self.micro_batch_size, num_workers=0, pin_memory=self.pin_memory)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=0, pin_memory=self.pin_memory)
 
 
 __all__ = ["FineWebEduDataModule", "StreamingPackedDataset", "load_stream", "iter_documents", "encode_documents"]

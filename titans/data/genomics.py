@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
+from titans.data.base import PackedLMDataModule
 from titans.data.dna import encode_dna, planted_motif_sample, random_sequence, read_fasta
-from titans.data.errors import DataUnavailableError
-from titans.data.network import hub_unavailable_reason
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir as default_data_dir
 from titans.data.paths import resolve_path
+from titans.errors import DataUnavailableError
+from titans.hub import hub_unavailable_reason
 
 #: the paper's Table 4 tasks and their number of classes
 GENOMIC_BENCHMARKS = {
@@ -66,7 +66,7 @@ class DNACorpusDataModule(PackedLMDataModule):
     """Next-nucleotide pretraining windows (see the module docstring); ``tokenizer`` is the DNA tokenizer."""
 
     def __init__(self, source: str = "fasta", files: list[str] | str | None = None, seq_len: int = 1024,
-                 batch_size: int | None = None, micro_batch_size: int | None = None, tokenizer=None, seed: int = 0,
+                 batch_size: int = 8, tokenizer=None, seed: int = 0,
                  val_batches: int | None = 8, num_workers: int = 0, synthetic_sequences: int = 2000,
                  synthetic_length: int = 1000, hub_name: str = DEFAULT_HUB_CORPUS, hub_sequences: int = 20000,
                  val_every: int = 20):
@@ -85,8 +85,8 @@ class DNACorpusDataModule(PackedLMDataModule):
         elif source == "hub":
             _hub_or_fail(f"the DNA corpus {hub_name}", "use data.source=fasta (python scripts/prepare_dna_data.py) "
                                                        "or data.source=synthetic")
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
-                         tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers)
+        super().__init__(seq_len=seq_len, batch_size=batch_size, tokenizer=tokenizer, seed=seed,
+                         val_batches=val_batches, num_workers=num_workers)
         self.synthetic_sequences, self.synthetic_length = synthetic_sequences, synthetic_length
         self.hub_name, self.hub_sequences = hub_name, hub_sequences
 
@@ -190,7 +190,8 @@ class GenomicsDataModule(L.LightningDataModule):
         if not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
         self.task, self.source, self.root = task, source, root
-        self.tokenizer, _ = tokenizer_from_config(tokenizer if tokenizer is not None else {"kind": "dna"})
+        self.tokenizer, self.tokenizer_config = tokenizer_from_config(
+            tokenizer if tokenizer is not None else {"kind": "dna"})
         self.batch_size, self.max_len, self.val_fraction = batch_size, max_len, val_fraction
         self.seed, self.num_workers = seed, num_workers
         self.synthetic = dict(num_classes=num_classes, length=length, train=train_samples, test=test_samples)
@@ -206,6 +207,11 @@ class GenomicsDataModule(L.LightningDataModule):
         if self.num_classes is None:  # a benchmark task outside Table 4: count its classes
             self.setup()
         return {"vocab_size": len(self.tokenizer), "num_classes": int(self.num_classes)}
+
+    def model_kwargs(self, model_cfg=None) -> dict:
+        """What this data decides about the model (keyword arguments of ``cfg.model``): the vocabulary and the
+        number of classes of the network, and the tokenizer's config (stored in checkpoints)."""
+        return {"net": self.net_inputs, "tokenizer": dict(self.tokenizer_config)}
 
     def _load(self) -> dict[str, tuple[list[str], list[int]]]:
         if self.source == "synthetic":

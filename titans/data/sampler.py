@@ -3,7 +3,7 @@
 The global sample stream is a function of (seed, global sample index g) only:
     epoch, position = divmod(g, num_samples);  stream[g] = permutation(seed, epoch)[position]
 Rank r of world_size takes the indices g >= start_index with g % world_size == r. Starting at
-start_index = optimizer_steps * accumulate_grad_batches * micro_batch_size * world_size therefore continues
+start_index = optimizer_steps * accumulate_grad_batches * batch_size * world_size therefore continues
 a run with exactly the batches it would have seen next, which is what makes `ckpt_path=last` exact.
 """
 

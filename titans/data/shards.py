@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from titans.data.errors import DataUnavailableError
+from titans.errors import DataUnavailableError
 from titans.data.packing import PackedWindows, token_dtype
 
 SHARD_FORMAT = 1

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from titans.data.base import PackedLMDataModule, resolve_batch_size
+from titans.data.base import PackedLMDataModule
 from titans.data.corpus import read_documents
-from titans.data.errors import DataUnavailableError
+from titans.errors import DataUnavailableError
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import cache_dir as default_cache_dir
 from titans.data.paths import data_dir as default_data_dir
@@ -27,14 +27,13 @@ class TextDataModule(PackedLMDataModule):
     by a hash of the tokenizer and the text.
 
     Train: infinite, seeded, resumable, rank-sharded (see titans.data.sampler). Validation: a fixed
-    set, the first val_batches * micro_batch_size windows (all when val_batches is None).
-    Batches: dict(input_ids=LongTensor[micro_batch_size, seq_len]); labels are the input ids.
+    set, the first val_batches * batch_size windows (all when val_batches is None).
+    Batches: dict(input_ids=LongTensor[batch_size, seq_len]); labels are the input ids.
     """
 
     def __init__(self, data_dir: str | os.PathLike | None = None, seq_len: int = 256,
-                 micro_batch_size: int | None = None, tokenizer=None, seed: int = 0, val_batches: int | None = None,
-                 num_workers: int = 0, cache_dir: str | os.PathLike | None = None, pin_memory: bool = False,
-                 batch_size: int | None = None):
+                 batch_size: int = 8, tokenizer=None, seed: int = 0, val_batches: int | None = None,
+                 num_workers: int = 0, cache_dir: str | os.PathLike | None = None, pin_memory: bool = False):
         self.data_dir = resolve_path(data_dir) if data_dir else default_data_dir() / "shakespeare"
         missing = [str(self.data_dir / name) for name in SPLITS.values() if not (self.data_dir / name).is_file()]
         if missing:
@@ -42,7 +41,7 @@ class TextDataModule(PackedLMDataModule):
                 f"missing corpus file(s) {', '.join(missing)}: restore data/shakespeare/ (git checkout data/, or "
                 f"python scripts/build_corpus.py) or set data.data_dir to a directory with train.txt and validation.txt"
             )
-        super().__init__(seq_len=seq_len, micro_batch_size=resolve_batch_size(micro_batch_size, batch_size),
+        super().__init__(seq_len=seq_len, batch_size=batch_size,
                          tokenizer=tokenizer, seed=seed, val_batches=val_batches, num_workers=num_workers,
                          pin_memory=pin_memory)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()

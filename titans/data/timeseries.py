@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from titans.data.errors import DataUnavailableError
 from titans.data.paths import data_dir as default_data_dir
 from titans.data.paths import resolve_path
+from titans.errors import DataUnavailableError
 
 SPLITS = ("train", "val", "test")
 #: where the public copies of the standard files are (the Autoformer / Time-Series-Library collection)
@@ -145,7 +145,8 @@ class ForecastingDataModule(L.LightningDataModule):
         batch; validation and test use every window.
         tokenizer: accepted and ignored, so the pipeline can pass one.
 
-    ``net_inputs`` tells the pipeline what the network needs from the data (variates, lookback, horizon).
+    ``model_kwargs`` tells train() what the network needs from the data (``net_inputs``: variates, lookback,
+    horizon).
     """
 
     def __init__(self, name: str = "etth1", root: str | os.PathLike | None = None, lookback: int = 96,
@@ -175,6 +176,10 @@ class ForecastingDataModule(L.LightningDataModule):
     @property
     def net_inputs(self) -> dict[str, int]:
         return {"n_variates": self.spec.n_variates, "lookback": self.lookback, "horizon": self.horizon}
+
+    def model_kwargs(self, model_cfg=None) -> dict:
+        """What this data decides about the model (keyword arguments of ``cfg.model``): the network's inputs."""
+        return {"net": self.net_inputs}
 
     def setup(self, stage: str | None = None) -> None:
         if self.windows:

@@ -25,9 +25,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from titans.data.corpus import read_documents
-from titans.data.errors import DataUnavailableError
-from titans.data.network import hub_unavailable_reason
 from titans.data.paths import data_dir, resolve_path
+from titans.errors import DataUnavailableError, first_line
+from titans.hub import require_hub
 
 EOS_TOKEN = "<|endoftext|>"
 KINDS = ("bpe", "bytes", "llama2", "dna")
@@ -221,14 +221,10 @@ def _from_hub(name: str) -> PreTrainedTokenizerFast:
         return AutoTokenizer.from_pretrained(name, local_files_only=True)
     except OSError:
         pass
-    reason = hub_unavailable_reason()
-    if reason:
-        raise DataUnavailableError(f"cannot load tokenizer {name!r}: {reason} and it is not in the local "
-                                   f"Hugging Face cache; {advice}")
+    require_hub(f"tokenizer {name!r} (not in the local Hugging Face cache)", advice)
     try:
         return AutoTokenizer.from_pretrained(name)
     except OSError as err:  # gated repo without a token, unknown name, network error
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataUnavailableError(f"cannot load tokenizer {name!r} from the hub ({first_line}); "
+        raise DataUnavailableError(f"cannot load tokenizer {name!r} from the hub ({first_line(err)}); "
                                    f"Llama-2 is gated: run `hf auth login` after accepting its license, or "
                                    f"{advice}") from err

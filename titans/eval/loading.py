@@ -1,9 +1,10 @@
-"""Load a model and its tokenizer for evaluation from a checkpoint path.
+"""Load a trained model and its tokenizer from a checkpoint path: the one loader behind ``eval.py ckpt=``, the lm-eval
+model ``titans`` (``pretrained=``) and ``scripts/convert_checkpoint.py``.
 
 Accepted inputs:
-- a Hugging Face directory (``save_pretrained`` output with ``config.json`` and tokenizer files);
-- a Lightning checkpoint file (``*.ckpt``), read by the training package's loader
-  (``titans.training.checkpoint.load_model_and_tokenizer``).
+- a Hugging Face directory (``save_pretrained`` output with ``config.json`` and tokenizer files; any causal LM);
+- a Lightning checkpoint file written by ``train.py`` (read by titans.models.checkpoint_io; its tokenizer is rebuilt
+  from the configuration stored in it).
 """
 
 from __future__ import annotations
@@ -11,48 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
-class CheckpointError(ValueError):
-    """The given path is missing or is not a checkpoint this project can read."""
-
-
-def _register_titans_models() -> None:
-    """Importing titans.models registers the `titans` model type with the HF Auto classes."""
-    try:
-        import titans.models  # noqa: F401
-    except ImportError:
-        pass
-
-
-def _load_hf_directory(path: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    _register_titans_models()
-    model = AutoModelForCausalLM.from_pretrained(str(path))
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    return model, tokenizer
-
-
-def _load_lightning_checkpoint(path: Path):
-    try:
-        from titans.training.checkpoint import load_model_and_tokenizer as load_training_checkpoint
-    except ImportError as err:
-        raise CheckpointError(
-            f"{path} looks like a Lightning checkpoint, but titans.training.checkpoint is not importable "
-            f"({err}). Install the full titans package or export the model as a Hugging Face directory."
-        ) from err
-    try:
-        return load_training_checkpoint(str(path))
-    except (ValueError, KeyError, RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path} could not be read as a titans training checkpoint: {err}") from err
-    except Exception as err:  # e.g. pickle.UnpicklingError for a file that is not a checkpoint at all
-        if type(err).__name__ == "UnpicklingError":
-            raise CheckpointError(f"{path} is not a checkpoint (torch.load failed: {err})") from err
-        raise
-
-
-LIGHTNING_SUFFIXES = (".ckpt", ".pt", ".pth")
+from titans.data import build_tokenizer
+from titans.errors import CheckpointError
+from titans.models import TitansConfig, TitansForCausalLM
+from titans.models.checkpoint_io import (LIGHTNING_SUFFIXES, checkpoint_model_config, load_lightning_checkpoint,
+                                         net_state_dict)
 
 
 def validate_checkpoint_path(path) -> Path:
@@ -81,19 +47,33 @@ def validate_checkpoint_path(path) -> Path:
     return path
 
 
+def _load_training_checkpoint(path: Path):
+    ckpt = load_lightning_checkpoint(path)
+    try:
+        model = TitansForCausalLM(TitansConfig(**checkpoint_model_config(ckpt)))
+        model.load_state_dict(net_state_dict(ckpt))
+    except (ValueError, TypeError, KeyError, RuntimeError) as err:  # a config or weights this code cannot build
+        raise CheckpointError(f"{path} could not be read as a titans training checkpoint: {err}") from err
+    tokenizer_config = ckpt["hyper_parameters"].get("tokenizer")
+    tokenizer = None
+    if tokenizer_config:
+        tokenizer = build_tokenizer(**{k: v for k, v in tokenizer_config.items() if k != "_target_"})
+    return model, tokenizer
+
+
 def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None):
     """Return ``(model, tokenizer)`` from a Lightning ``.ckpt`` file or a Hugging Face directory.
 
-    The model is put in eval mode on ``device`` (and cast to ``dtype`` when given, e.g. "bfloat16").
-    Raises CheckpointError with what was wrong and what to pass instead.
+    The model is put in eval mode on ``device`` (and cast to ``dtype`` when given, e.g. "bfloat16"). The tokenizer is
+    None for a training checkpoint that stored none. Raises CheckpointError with what was wrong and what to pass
+    instead.
     """
     path = validate_checkpoint_path(path)
     if path.is_dir():
-        model, tokenizer = _load_hf_directory(path)
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
     else:
-        model, tokenizer = _load_lightning_checkpoint(path)
+        model, tokenizer = _load_training_checkpoint(path)
     model = model.to(device)
     if dtype is not None:
         model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-    model.eval()
-    return model, tokenizer
+    return model.eval(), tokenizer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from titans.eval.babilong import BabilongSample
 from titans.eval.generation import generate_answers
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct, niah_contains, niah_exact_match
-from titans.eval.niah import NIAHSample
+from titans.tasks.babilong import BabilongSample
+from titans.tasks.niah import NIAHSample
 
 
 def evaluate_niah(model, tokenizer, samples: list[NIAHSample], batch_size: int = 1,
@@ -68,17 +68,3 @@ def markdown_table(rows: list[dict], metric: str, row_key: str = "task", column_
         values = [f"{cells[(name, c)] * scale:.1f}" if (name, c) in cells else "-" for c in columns]
         lines.append(f"| {name} | " + " | ".join(values) + " |")
     return "\n".join(lines)
-
-
-def qa_training_example(prompt: str, answer: str, tokenizer, add_eos: bool = False) -> dict[str, list[int]]:
-    """Fine-tuning example for a long-context QA sample (S-NIAH, BABILong), HF convention.
-
-    ``input_ids`` = tokens(prompt) + tokens(" " + answer) [+ EOS]; ``labels`` are -100 except on the
-    answer (the model shifts), so the loss is the answer's cross-entropy only. Tokenizing the prompt and
-    the answer separately matches evaluation, where generation continues from tokens(prompt).
-    """
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
-    if add_eos:
-        answer_ids = answer_ids + [tokenizer.eos_token_id]
-    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}

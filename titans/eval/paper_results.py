@@ -1,4 +1,4 @@
-"""Numbers reported in the paper (v1 / NeurIPS versions; see the paper notes, sections 7.1-7.2).
+"""Numbers reported in the paper (its v1 and NeurIPS versions: Table 1 and Table 2).
 
 TABLE1[scale][model] lists, in order, the columns of ``table1.ALL_COLUMNS``: Wiki ppl, LMB ppl,
 LMB acc, PIQA, Hella acc_n, Wino, ARC-e, ARC-c acc_n, SIQA, BoolQ, Avg.

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from titans.eval.loading import CheckpointError, load_model_and_tokenizer, validate_checkpoint_path
+from titans.errors import CheckpointError
+from titans.eval.loading import load_model_and_tokenizer, validate_checkpoint_path
 from titans.eval.results import build_record, write_record
 from titans.eval.suites import check_requirements, run_suite
 

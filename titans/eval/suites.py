@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from titans.eval.hub import require_hub
+from titans.hub import require_hub
 
 KINDS = ("lm_eval", "niah", "babilong")
 
@@ -74,14 +74,14 @@ def _run_lm_eval(suite, model, tokenizer, output_dir, run_name):
 
 
 def _haystack(suite):
-    from titans.eval.haystack import Haystack, load_haystack_text
+    from titans.tasks.haystack import Haystack, load_haystack_text
 
     return Haystack(load_haystack_text(suite.get("haystack_path")))
 
 
 def _run_niah(suite, model, tokenizer, output_dir, run_name):
     from titans.eval.long_context import evaluate_niah, markdown_table, mean_by
-    from titans.eval.niah import TASKS, default_depths, make_niah_dataset, resolve_task
+    from titans.tasks.niah import TASKS, default_depths, make_niah_dataset, resolve_task
     from titans.eval.plots import niah_heatmap
 
     tasks = [resolve_task(t) for t in suite.get("tasks", list(TASKS))]
@@ -102,9 +102,10 @@ def _run_niah(suite, model, tokenizer, output_dir, run_name):
 
 
 def _run_babilong(suite, model, tokenizer, output_dir, run_name):
-    from titans.eval.babilong import load_babilong_hub, make_babilong_dataset
+    from titans.eval.babilong import load_babilong_hub
     from titans.eval.long_context import evaluate_babilong, markdown_table, mean_by
     from titans.eval.plots import babilong_plot
+    from titans.tasks.babilong import make_babilong_dataset
 
     if suite.get("source", "hub") == "hub":
         samples = [s for task in suite["tasks"] for length in suite["lengths"]

@@ -51,36 +51,32 @@ class Attention(nn.Module):
         return o.transpose(1, 2).reshape(b, t, h * d)
 
     # -- attention -----------------------------------------------------------------------------
-    def core(self, x: torch.Tensor, positions: torch.Tensor, n_prefix: int, cache: KVCache | None = None) -> torch.Tensor:
-        """Attention output before the output projection, [B, T, dim].
+    def core(self, x: torch.Tensor, positions: torch.Tensor, n_prefix: int,
+             cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        """Attention output before the output projection, [B, T, dim], and the cache after x.
 
-        x holds ``n_prefix`` persistent positions first (only on the first call of a sequence)
-        followed by tokens; ``positions`` are their absolute positions (RoPE).
+        x holds ``n_prefix`` persistent positions first (only on the first call of a sequence) followed by tokens;
+        ``positions`` are their absolute positions (RoPE). ``cache`` None starts a sequence.
         """
+        cache = self.new_cache() if cache is None else cache
         cos, sin = self.rope(positions, x.dtype)
         q = self.project_q(x, cos, sin)
         k, v = self.project_kv(x, cos, sin)
         if self.window is None:
-            if cache is not None:
-                k, v = cache.extend(k, v)
-            return self.merge_heads(causal_attention(q, k, v))
+            k, v, cache = cache.extend(k, v)
+            return self.merge_heads(causal_attention(q, k, v)), cache
 
         outs = []
         if n_prefix:
             kp, vp = k[:, :, :n_prefix], v[:, :, :n_prefix]
             outs.append(causal_attention(q[:, :, :n_prefix], kp, vp))
             q, k, v = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
-            if cache is not None:
-                cache.k_prefix, cache.v_prefix = kp, vp
-        elif cache is not None:
-            kp, vp = cache.k_prefix, cache.v_prefix
-        else:
-            kp = vp = None
+            cache = cache.with_prefix(kp, vp)
         if q.shape[2]:
-            if cache is not None:
-                k, v = cache.extend(k, v)
-            outs.append(sliding_window_attention(q, k, v, self.window, kp, vp))
-        return self.merge_heads(torch.cat(outs, 2) if len(outs) > 1 else outs[0])
+            k, v, cache = cache.extend(k, v)
+            outs.append(sliding_window_attention(q, k, v, self.window, cache.k_prefix, cache.v_prefix))
+        return self.merge_heads(torch.cat(outs, 2) if len(outs) > 1 else outs[0]), cache
 
-    def forward(self, x, positions, n_prefix: int = 0, cache: KVCache | None = None):
-        return self.wo(self.core(x, positions, n_prefix, cache))
+    def forward(self, x, positions, n_prefix: int = 0, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        y, cache = self.core(x, positions, n_prefix, cache)
+        return self.wo(y), cache

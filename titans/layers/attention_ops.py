@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import flex_ops
+
 
 # ----------------------------------------------------------------------------------------------
 # naive references (dense masks; tests only, or tiny lengths)
@@ -43,7 +45,7 @@ def prefix_window_mask(n_prefix: int, n_tokens: int, window: int | None, device=
 
 
 def mac_segment_mask(n_prefix: int, seg_len: int, device=None) -> torch.Tensor:
-    """Dense [L, n_prefix + 2L] mask for MAC (DESIGN.md section 2): keys ``[prefix | h | segment]``;
+    """Dense [L, n_prefix + 2L] mask for MAC (docs/design.md, "MAC"): keys ``[prefix | h | segment]``;
     segment token j sees every prefix position, h_i for i <= j and segment tokens i <= j."""
     j = torch.arange(seg_len, device=device)[:, None]
     i = torch.arange(seg_len, device=device)[None, :]
@@ -87,7 +89,7 @@ def sliding_window_attention(
     Queries are cut into blocks of ``block_size`` (default max(64, window // 4), measured fastest on
     CPU at window 2048); a block attends to ``window + block_size`` keys (its own block and the
     window before it) under a small [block, window + block] mask, so cost and memory are
-    O(T * (window + block + n_prefix)).
+    O(T * (window + block + n_prefix)). On CUDA the same mask runs as a flex_attention block mask (flex_ops.py).
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
@@ -95,6 +97,16 @@ def sliding_window_attention(
     n_past = k.shape[2] - tq
     if n_past < 0:
         raise ValueError(f"sliding_window_attention: fewer keys ({k.shape[2]}) than queries ({tq})")
+    if flex_ops.use_flex(q):
+        return flex_ops._guarded(lambda: _sliding_window_sdpa(q, k, v, window, k_prefix, v_prefix, block_size),
+                                 True, flex_ops.flex_sliding_window, q, k, v, window, k_prefix, v_prefix)
+    return _sliding_window_sdpa(q, k, v, window, k_prefix, v_prefix, block_size)
+
+
+def _sliding_window_sdpa(q, k, v, window, k_prefix, v_prefix, block_size):
+    """The blockwise SDPA scheme of ``sliding_window_attention``."""
+    bsz, heads, tq, dim = q.shape
+    n_past = k.shape[2] - tq
     if n_past > window:  # older keys are never visible
         k, v = k[:, :, n_past - window:], v[:, :, n_past - window:]
         n_past = window
@@ -153,7 +165,7 @@ def segment_attention(
     k_seg: torch.Tensor,
     v_seg: torch.Tensor,
 ) -> torch.Tensor:
-    """MAC attention inside one segment (Titans eq. 22-23 with the causal mask of DESIGN.md section 2).
+    """MAC attention inside one segment (Titans eq. 22-23 with the causal mask of docs/design.md, "MAC").
 
     q: [B, H, Tq, D], the last Tq segment tokens; k_mem/v_mem are the retrieved-memory tokens h and
     k_seg/v_seg the segment tokens, both covering the segment so far ([B, H, L, D], L >= Tq).
@@ -162,6 +174,14 @@ def segment_attention(
     tq, length = q.shape[2], k_seg.shape[2]
     if k_mem.shape[2] != length:
         raise ValueError(f"segment_attention: {k_mem.shape[2]} memory tokens for {length} segment tokens")
+    if flex_ops.use_flex(q):
+        return flex_ops._guarded(lambda: _segment_sdpa(q, k_prefix, v_prefix, k_mem, v_mem, k_seg, v_seg), True,
+                                 flex_ops.flex_segment, q, k_prefix, v_prefix, k_mem, v_mem, k_seg, v_seg)
+    return _segment_sdpa(q, k_prefix, v_prefix, k_mem, v_mem, k_seg, v_seg)
+
+
+def _segment_sdpa(q, k_prefix, v_prefix, k_mem, v_mem, k_seg, v_seg):
+    tq, length = q.shape[2], k_seg.shape[2]
     j = torch.arange(tq, device=q.device)[:, None] + (length - tq)
     i = torch.arange(length, device=q.device)[None, :]
     causal = i <= j

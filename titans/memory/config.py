@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
-IMPLS = ("scan", "autograd")
+IMPLS = ("scan", "autograd", "triton")
 
-_PRESETS: dict[str, dict[str, Any]] = {
+#: the memory of each variant family, as changes to the defaults: the one statement of the rule (docs/design.md)
+PRESETS: dict[str, dict[str, Any]] = {
     # Titans LMM (paper defaults, NeurIPS version): deep memory, momentum, forgetting.
     "titans": {},
-    # Linear-memory baselines from the same code (DESIGN.md section 2).
+    # Linear-memory baselines from the same code: DeltaNet has no momentum (eta = 0) and no forgetting (alpha = 0),
+    # Gated DeltaNet forgets, TTT keeps the deep memory without either.
     "deltanet": dict(depth=1, momentum=False, forget=False),
     "gated_deltanet": dict(depth=1, momentum=False, forget=True),
     "ttt": dict(depth=2, momentum=False, forget=False),
@@ -23,8 +25,13 @@ _PRESETS: dict[str, dict[str, Any]] = {
 class MemoryConfig:
     """Hyper-parameters of :class:`titans.memory.NeuralMemory`.
 
-    The field names are the keys of the ``memory:`` dict in model configs; ``MemoryConfig(**d)``
-    rejects unknown keys with a ``TypeError`` naming them.
+    The field names are the keys of ``model.net.memory`` in the training configs (every field is there, so any
+    can be overridden on the command line: ``model.net.memory.depth=1``); ``MemoryConfig(**d)`` rejects unknown
+    keys with a ``TypeError`` naming them.
+
+    Heads:
+      num_heads   memory heads, each with its own memory over head_dim; None (the training configs) = the model's
+                  attention heads (TitansConfig fills it in; a NeuralMemory needs a number).
 
     Memory network (paper section 3.1, NeurIPS section 3.3):
       depth       1 = a matrix ``M(x) = x W``; >= 2 = ``M(x) = x + LN(sigma(...sigma(x W_1)...) W_L)``
@@ -41,16 +48,19 @@ class MemoryConfig:
       theta_init, eta_init, alpha_init  gate values at initialisation (through the projection biases).
     Implementation (same values and gradients either way):
       impl        "scan" (default): the chunk loop as one autograd operator with a hand-derived backward
-                  (``titans.memory.scan``); "autograd": the reference, autograd through every chunk (``chunked``).
+                  (``titans.memory.scan``), run by the Triton kernels on CUDA tensors when triton is installed and
+                  covers the configuration (``titans.memory.triton``; TITANS_TRITON=0 turns that off);
+                  "triton": the Triton kernels explicitly (CUDA, or TRITON_INTERPRET=1 on CPU);
+                  "autograd": the reference, autograd through every chunk (``chunked``).
       checkpoint_group  scan: chunks between the states saved for the backward (0 = every state while they
                   take at most 128 MiB per call, else about sqrt(chunks): see ``scan.auto_group``).
                   autograd: 0 = off; g > 0 = activation checkpointing over groups of g chunks.
-      compile     scan only: compile the chunk step with torch.compile (fused kernels; pays a compile
+      compile     scan/triton: compile the torch chunk step with torch.compile (fused kernels; pays a compile
                   time on the first call of each shape; off by default).
     Inputs: q, k, v = SiLU(causal depthwise conv(Linear(x))), q and k L2-normalised per head.
     """
 
-    num_heads: int = 4
+    num_heads: int | None = 4
     head_dim: int | None = None  # default: dim // num_heads
     depth: int = 2
     expansion: int = 4
@@ -80,8 +90,8 @@ class MemoryConfig:
         def bad(msg: str) -> None:
             raise ValueError(f"MemoryConfig: {msg}")
 
-        if self.num_heads < 1:
-            bad(f"num_heads must be >= 1, got {self.num_heads}")
+        if self.num_heads is not None and self.num_heads < 1:
+            bad(f"num_heads must be >= 1 or None, got {self.num_heads}")
         if self.head_dim is not None and self.head_dim < 1:
             bad(f"head_dim must be >= 1 or None, got {self.head_dim}")
         if not 1 <= self.depth <= 4:
@@ -96,8 +106,8 @@ class MemoryConfig:
             bad(f"conv_kernel must be >= 1, got {self.conv_kernel}")
         if self.impl not in IMPLS:
             bad(f"impl must be one of {IMPLS}, got {self.impl!r}")
-        if self.compile and self.impl != "scan":
-            bad("compile=True needs impl='scan' (the autograd reference is never compiled)")
+        if self.compile and self.impl == "autograd":
+            bad("compile=True needs impl='scan' or 'triton' (the autograd reference is never compiled)")
         if self.checkpoint_group < 0:
             bad(f"checkpoint_group must be >= 0 (0 = the default: see the docstring), got {self.checkpoint_group}")
         if not self.max_lr > 0:
@@ -116,23 +126,17 @@ class MemoryConfig:
     def preset(cls, name: str, **overrides: Any) -> "MemoryConfig":
         """``titans`` (defaults), ``deltanet`` (depth 1, eta=0, alpha=0), ``gated_deltanet`` (depth 1,
         eta=0) or ``ttt`` (depth 2, eta=0, alpha=0); ``overrides`` win."""
-        if name not in _PRESETS:
-            raise ValueError(f"unknown memory preset {name!r}; choose one of {sorted(_PRESETS)}")
-        return cls(**{**_PRESETS[name], **overrides})
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "MemoryConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TypeError(f"MemoryConfig got unknown keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**d)
+        if name not in PRESETS:
+            raise ValueError(f"unknown memory preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def resolve_head_dim(self, dim: int) -> int:
+        if self.num_heads is None:
+            raise ValueError("MemoryConfig.num_heads is None: give the number of memory heads (in a model, "
+                             "TitansConfig sets it to the model's n_heads)")
         if self.head_dim is not None:
             return self.head_dim
         if dim % self.num_heads:
@@ -148,4 +152,4 @@ class MemoryConfig:
         return list(zip(dims[:-1], dims[1:]))
 
 
-__all__ = ["MemoryConfig", "ACTIVATIONS"]
+__all__ = ["MemoryConfig", "ACTIVATIONS", "IMPLS", "PRESETS"]

@@ -1,6 +1,6 @@
 """Token-dependent gates of the memory update (paper eqs. 13-14): theta_t, eta_t, alpha_t.
 
-Parameterisation (the paper leaves it open, see paper notes section 9.1):
+Parameterisation (the paper leaves it open; docs/design.md, "Gates"):
     theta_t = max_lr * sigmoid(x_t W_theta + b_theta)       inner learning rate, in (0, max_lr)
     eta_t   = sigmoid(x_t W_eta + b_eta)                     momentum (surprise decay), in (0, 1)
     alpha_t = sigmoid(x_t W_alpha + b_alpha)                 forgetting, in (0, 1)

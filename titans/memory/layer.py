@@ -24,7 +24,7 @@ from .chunked import chunked_memory
 from .config import MemoryConfig
 from .gates import Gates, MemoryGates
 from .scan import memory_scan
-from .state import MemoryState
+from .state import MemoryState, ReadState
 
 
 def _no_autocast(device_type: str):
@@ -34,14 +34,12 @@ def _no_autocast(device_type: str):
 
 
 class NeuralMemory(nn.Module):
-    def __init__(self, dim: int, cfg: MemoryConfig | dict | None = None):
+    """The memory layer over inputs of width ``dim``, configured by a :class:`MemoryConfig`."""
+
+    def __init__(self, dim: int, cfg: MemoryConfig):
         super().__init__()
-        if cfg is None:
-            cfg = MemoryConfig()
-        elif isinstance(cfg, dict):
-            cfg = MemoryConfig.from_dict(cfg)
-        elif not isinstance(cfg, MemoryConfig):
-            raise TypeError(f"cfg must be a MemoryConfig or dict, got {type(cfg).__name__}")
+        if not isinstance(cfg, MemoryConfig):
+            raise TypeError(f"NeuralMemory takes a MemoryConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.dim = dim
         self.num_heads = H = cfg.num_heads
@@ -91,7 +89,7 @@ class NeuralMemory(nn.Module):
     # ------------------------------------------------------------------ state
     def init_state(self, batch_size: int, device: torch.device | str | None = None,
                    dtype: torch.dtype | None = None) -> MemoryState:
-        """Fresh state: M = M_0 (learned, differentiable), S = 0, empty chunk buffer, zero conv caches."""
+        """Fresh state: M = M_0 (learned, differentiable), S = 0, empty chunk buffer, zero conv cache."""
         cfg, H, D = self.cfg, self.num_heads, self.head_dim
         device = self.init_weights[0].device if device is None else torch.device(device)
         dtype = self._compute_dtype() if dtype is None else dtype
@@ -110,14 +108,13 @@ class NeuralMemory(nn.Module):
             buf_log_eta=empty(g.n_eta) if g.n_eta else None,
             buf_log_decay=empty(g.n_alpha) if g.n_alpha else None,
             conv_cache=torch.zeros(B, cfg.conv_kernel - 1, 3 * H * D, device=device, dtype=dtype) if conv else None,
-            retrieve_conv_cache=torch.zeros(B, cfg.conv_kernel - 1, H * D, device=device, dtype=dtype) if conv else None,
         )
 
-    def _check_input(self, x: Tensor, state: MemoryState | None) -> None:
+    def _check_input(self, x: Tensor, state_batch_size: int | None) -> None:
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"NeuralMemory expects x of shape [batch, seq, {self.dim}], got {tuple(x.shape)}")
-        if state is not None and state.batch_size != x.shape[0]:
-            raise ValueError(f"state has batch size {state.batch_size} but x has {x.shape[0]}; "
+        if state_batch_size is not None and state_batch_size != x.shape[0]:
+            raise ValueError(f"state has batch size {state_batch_size} but x has {x.shape[0]}; "
                              "reorder/select the state with state.map(lambda t: t.index_select(0, idx))")
 
     # ------------------------------------------------------------------ inputs
@@ -182,8 +179,9 @@ class NeuralMemory(nn.Module):
         weights = [w.to(dt).reshape(N, *w.shape[2:]) for w in state.weights]
         momentum = [s.to(dt).reshape(N, *s.shape[2:]) for s in state.momentum] if self.cfg.momentum else None
         lw, lb = self._ln_params(B, dt)
-        op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(memory_scan,
-                                                                                    compile=self.cfg.compile)
+        backend = "triton" if self.cfg.impl == "triton" else "auto"
+        op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(
+            memory_scan, compile=self.cfg.compile, backend=backend)
         y, W, S = op(
             flat(q), flat(k), flat(v), self._per_layer(flat(gates.lr)), self._per_layer(flat(gates.log_eta)),
             self._per_layer(flat(gates.log_decay), channelwise=self.cfg.channelwise_alpha), weights, momentum,
@@ -193,10 +191,10 @@ class NeuralMemory(nn.Module):
         S = [s.view(B, H, *s.shape[1:]) for s in S] if S is not None else []
         return y.view(B, H, T, D), W, S
 
-    def memorize(self, q: Tensor, k: Tensor, v: Tensor, gates: Gates, state: MemoryState
-                 ) -> tuple[Tensor, MemoryState]:
-        """Write-then-read on projected inputs [B, H, T, D]: y_t = M_t(q_t); returns y and the new state
-        (without touching the conv caches)."""
+    def memorize(self, q: Tensor, k: Tensor, v: Tensor, gates: Gates, state: MemoryState,
+                 conv_cache: Tensor | None) -> tuple[Tensor, MemoryState]:
+        """Write-then-read on projected inputs [B, H, T, D]: y_t = M_t(q_t); returns y and the new state (which
+        carries ``conv_cache``, the projection's conv cache after these inputs)."""
         n = state.chunk_pos
         dt = self._compute_dtype()
         with _no_autocast(k.device.type):
@@ -217,7 +215,7 @@ class NeuralMemory(nn.Module):
                 buf_lr=gates.lr[:, :, start:],
                 buf_log_eta=None if gates.log_eta is None else gates.log_eta[:, :, start:],
                 buf_log_decay=None if gates.log_decay is None else gates.log_decay[:, :, start:],
-                conv_cache=state.conv_cache, retrieve_conv_cache=state.retrieve_conv_cache)
+                conv_cache=conv_cache)
             return y[:, :, n:], new_state
 
     def current_weights(self, state: MemoryState) -> list[Tensor]:
@@ -244,29 +242,37 @@ class NeuralMemory(nn.Module):
     # ------------------------------------------------------------------ public API
     def forward(self, x: Tensor, state: MemoryState | None = None) -> tuple[Tensor, MemoryState]:
         """x [B, T, dim] -> (y [B, T, dim], new state).  Write-then-read: y_t = M_t(q_t)."""
-        self._check_input(x, state)
+        self._check_input(x, None if state is None else state.batch_size)
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         q, k, v, gates, conv_cache = self.project(x, state.conv_cache)
-        y, new_state = self.memorize(q, k, v, gates, state)
-        new_state.conv_cache = conv_cache
+        y, new_state = self.memorize(q, k, v, gates, state, conv_cache)
         return self.output(y, x), new_state
 
-    def retrieve(self, x: Tensor, state: MemoryState | None = None) -> tuple[Tensor, MemoryState]:
-        """MAC read (paper eq. 21): h_t = M*(q_t) with the memory in ``state`` and no update of M or S.
-        Uses its own query conv cache (``state.retrieve_conv_cache``); returns ([B, T, dim], state)."""
-        self._check_input(x, state)
-        if state is None:
-            state = self.init_state(x.shape[0], x.device)
-        q, cache = self.project_query(x, state.retrieve_conv_cache)
+    def read_state(self, state: MemoryState, previous: ReadState | None = None) -> ReadState:
+        """What :meth:`retrieve` reads: the memory after every token of ``state`` (the partial chunk finished) and
+        the query conv cache of ``previous`` (the read stream continues; None = a fresh stream)."""
+        if previous is not None:
+            conv_cache = previous.conv_cache
+        elif self.conv_weight is not None and self.cfg.conv_kernel > 1:
+            conv_cache = state.buf_k.new_zeros(state.batch_size, self.cfg.conv_kernel - 1, self.inner_dim)
+        else:
+            conv_cache = None
+        return ReadState(weights=self.current_weights(state), conv_cache=conv_cache)
+
+    def retrieve(self, x: Tensor, read: ReadState) -> tuple[Tensor, ReadState]:
+        """MAC read (paper eq. 21): h_t = M*(q_t) with the memory of ``read`` (no update of M or S), through the
+        memory's output stage (RMSNorm, SiLU gate, output projection) like every read. Returns ([B, T, dim], the
+        read state after x: same weights, the query conv cache moved on)."""
+        self._check_input(x, read.weights[0].shape[0])
+        q, conv_cache = self.project_query(x, read.conv_cache)
         B, H, T, D = q.shape
         dt = self._compute_dtype()
         with _no_autocast(x.device.type):
-            W = [w.to(dt).reshape(B * H, *w.shape[2:]) for w in self.current_weights(state)]
+            W = [w.to(dt).reshape(B * H, *w.shape[2:]) for w in read.weights]
             lw, lb = self._ln_params(B, dt)
             h = mlp.memory_forward(W, q.to(dt).reshape(B * H, T, D), self.cfg.activation, lw, lb, self.cfg.ln_eps)
-        new_state = MemoryState(**{**state.__dict__, "retrieve_conv_cache": cache})
-        return self.output(h.view(B, H, T, D), x), new_state
+        return self.output(h.view(B, H, T, D), x), ReadState(weights=read.weights, conv_cache=conv_cache)
 
     def extra_repr(self) -> str:
         c = self.cfg

@@ -248,9 +248,11 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
                 log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                 chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
                 ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
-                compile: bool = False) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+                compile: bool = False, backend: str = "torch") -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
-    G of chunks between saved states (0: ``auto_group``); ``compile`` compiles the chunk step."""
+    G of chunks between saved states (0: ``auto_group``); ``compile`` compiles the chunk step; ``backend`` runs
+    the chunk loop with ``MemoryScan`` ("torch") or the Triton kernels ("triton"; "auto": on CUDA when
+    available), see ``titans.memory.triton``."""
     N, T, d = k.shape
     depth = len(weights)
     if T == 0:
@@ -294,7 +296,12 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     WS0 = [torch.cat([w, s], dim=-1) for w, s in zip(weights, momentum)] if has_momentum else list(weights)
     flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None]
     meta = (depth, has_momentum, activation, ln_eps, b, update_last, group, bool(compile), douts)
-    out = MemoryScan.apply(meta, *flat)
+    if backend == "torch":
+        out = MemoryScan.apply(meta, *flat)
+    else:
+        from .triton import apply_scan
+
+        out = apply_scan(backend, meta, flat)
     y = out[0].transpose(0, 1).reshape(N, nc * b, -1)[:, :T]
     WS = out[1:]
     if not has_momentum:

@@ -10,7 +10,7 @@ in attention) whose token mixer differs (``TitansConfig.block_types``):
           out = y * sigmoid(RMSNorm(o))
     mal   lmm, swa, lmm, swa, ... (memory block then SWA block, Samba-like; odd counts end with lmm)
 
-Decisions where the paper / DESIGN.md is silent:
+Decisions where the paper is silent (docs/design.md has them all, with the reasons):
 - Persistent tokens (eq. 19) are one learned [n_persistent, d_model] matrix prepended to the embedded
   input once; they then flow through every block like tokens and their output rows are dropped
   before the final norm. Consequences: attention always sees them (the sliding window never evicts
@@ -20,18 +20,19 @@ Decisions where the paper / DESIGN.md is silent:
 - Generation cache (TitansCache): the persistent rows run only on the first call; later calls see
   them through the cached prefix keys/values (attention) and through the memory state (LMM). KV
   caches are bounded by the window (swa, mag, mal) or the current segment (mac); only attn grows.
-- MAC: h has one row per segment token (eq. 21), gets the RoPE position of its token, and is
-  projected by the same W_K/W_V as the segment; only segment positions are queries; the retrieval
-  query stream keeps its own conv cache across segments.
+- MAC: h has one row per segment token (eq. 21): the memory's read of the segment through its output
+  stage (RMSNorm, SiLU gate, output projection), so that h is in d_model; it gets the RoPE position of
+  its token and is projected by the same W_K/W_V as the segment; only segment positions are queries; the
+  retrieval query stream keeps its own conv cache across segments.
 - Parameter matching: see titans.models.sizes.
 """
-from .cache import LayerCache, TitansCache
+from .cache import MACState, MAGState, TitansCache
 from .config import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansConfig
 from .modeling import TitansForCausalLM, TitansModel, TitansPreTrainedModel, output_cache
-from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim
+from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim, nominal_params
 
 __all__ = [
-    "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "LayerCache",
-    "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "SIZES", "NOMINAL_PARAMS",
+    "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "MAGState", "MACState",
+    "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "nominal_params", "SIZES", "NOMINAL_PARAMS",
     "VARIANTS", "TITANS_VARIANTS", "BLOCK_TYPES", "output_cache",
 ]

@@ -3,7 +3,7 @@ from torch import nn
 
 from titans.layers import RMSNorm, SwiGLU
 
-from .cache import LayerCache
+from .cache import MixerState
 from .config import TitansConfig
 from .mixers import SeqContext, build_mixer
 
@@ -19,6 +19,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim)
 
-    def forward(self, x, ctx: SeqContext, cache: LayerCache):
-        x = x + self.mixer(self.mixer_norm(x), ctx, cache)
-        return x + self.mlp(self.mlp_norm(x))
+    def forward(self, x, ctx: SeqContext, state: MixerState | None) -> tuple:
+        """(block output, the mixer's new state); ``state`` None starts a sequence (see titans.models.mixers)."""
+        y, state = self.mixer(self.mixer_norm(x), ctx, state)
+        x = x + y
+        return x + self.mlp(self.mlp_norm(x)), state

@@ -1,48 +1,85 @@
-"""Generation cache for TitansForCausalLM, passed through ``past_key_values``.
+"""Generation cache for TitansForCausalLM, passed through ``past_key_values`` (or ``cache``, transformers 5.x).
 
-One ``LayerCache`` per block holds what that block's token mixer needs to continue a sequence:
+Each block's token mixer keeps one typed state that continues its sequence:
   attn   KVCache over all tokens (full attention: grows with the sequence)
   swa    KVCache bounded to the window, plus the persistent-prefix keys (always visible)
-  lmm    the memory state (weights, momentum, conv caches, partial-chunk buffer)
-  mag    both of the above
-  mac    the memory state, the state at the start of the current segment (for the read-only
-         retrieval), the current segment's inputs and keys/values (bounded by segment_len) and
-         the persistent-prefix keys
-The persistent tokens are run once, on the first call of a sequence; afterwards only their
-keys/values and their effect on the memory state remain, in the cache.
+  lmm    MemoryState (weights, momentum, conv cache, partial-chunk buffer)
+  mag    MAGState: both of the above
+  mac    MACState: the memory state, the read stream of the current segment (ReadState), the current segment's
+         keys/values (bounded by segment_len) and the persistent-prefix keys
+The persistent tokens are run once, on the first call of a sequence; afterwards only their keys/values and their
+effect on the memory state remain, in the cache.
+
+One convention: a mixer state is a value. A mixer returns the new state and never changes the one it was given;
+``map`` returns a copy. The only mutable object is ``TitansCache``, the container generate() holds: the model puts
+each block's new state into it, and ``reorder_cache`` & co. act in place, as Hugging Face's Cache API requires.
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Union
 
 import torch
 
+from titans.layers import KVCache
+from titans.memory import MemoryState, ReadState
 
-def _map_value(value, fn):
+
+def _map_value(value, fn: Callable[[torch.Tensor], torch.Tensor]):
+    if value is None:
+        return None
     if isinstance(value, torch.Tensor):
         return fn(value)
-    if hasattr(value, "map"):
-        out = value.map(fn)
-        return value if out is None else out
-    return value
+    return value.map(fn)
 
 
-class LayerCache(dict):
-    """A block's cache entries (tensors, KVCache, MemoryState); ``map`` applies fn to every tensor."""
+@dataclass(frozen=True)
+class MAGState:
+    """Memory as a gate: the sliding-window attention's cache and the memory's state."""
 
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "LayerCache":
-        for key in list(self):
-            self[key] = _map_value(self[key], fn)
-        return self
+    kv: KVCache
+    memory: MemoryState
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "MAGState":
+        return MAGState(kv=self.kv.map(fn), memory=self.memory.map(fn))
+
+
+@dataclass(frozen=True)
+class MACState:
+    """Memory as a context (see MACMixer).
+
+    memory   the write stream after every token so far (M, S carried from segment to segment)
+    read     the current segment's read stream: M as it stood at the segment's start, and the query conv cache
+             (continued across segments); None before the first segment
+    kv_h     keys/values of the current segment's retrieved rows h
+    kv_seg   keys/values of the current segment's tokens
+    k_prefix, v_prefix   keys/values of the persistent tokens (None without them)
+    """
+
+    memory: MemoryState
+    read: ReadState | None = None
+    kv_h: KVCache = field(default_factory=KVCache)
+    kv_seg: KVCache = field(default_factory=KVCache)
+    k_prefix: torch.Tensor | None = None
+    v_prefix: torch.Tensor | None = None
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "MACState":
+        return MACState(**{f.name: _map_value(getattr(self, f.name), fn) for f in dataclasses.fields(self)})
+
+
+#: the state one block's mixer carries from call to call
+MixerState = Union[KVCache, MemoryState, MAGState, MACState]
 
 
 class TitansCache:
-    """Whole-model cache: per-layer caches plus the number of real tokens seen so far."""
+    """Whole-model cache: one mixer state per block (None until the block has run) and the number of real tokens
+    seen so far."""
 
     is_compileable = False
 
     def __init__(self, n_layers: int):
-        self.layers = [LayerCache() for _ in range(n_layers)]
+        self.layers: list[MixerState | None] = [None] * n_layers
         self.seen_tokens = 0
 
     def __len__(self) -> int:
@@ -51,17 +88,17 @@ class TitansCache:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.seen_tokens
 
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TitansCache":
-        for layer in self.layers:
-            layer.map(fn)
+    def apply_(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TitansCache":
+        """Replace every block's state by its ``map(fn)``, in place."""
+        self.layers = [_map_value(state, fn) for state in self.layers]
         return self
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> "TitansCache":
         """Reorder the batch (beam search)."""
-        return self.map(lambda t: t.index_select(0, beam_idx.to(t.device)))
+        return self.apply_(lambda t: t.index_select(0, beam_idx.to(t.device)))
 
     def batch_repeat_interleave(self, repeats: int) -> "TitansCache":
-        return self.map(lambda t: t.repeat_interleave(repeats, dim=0))
+        return self.apply_(lambda t: t.repeat_interleave(repeats, dim=0))
 
     def batch_select_indices(self, indices: torch.Tensor) -> "TitansCache":
-        return self.map(lambda t: t[indices])
+        return self.apply_(lambda t: t[indices])

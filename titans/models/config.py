@@ -1,10 +1,13 @@
 """TitansConfig: one Hugging Face config for every architecture of the project."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from transformers import PretrainedConfig
+
+from titans.memory import MemoryConfig
 
 #: variants whose blocks use the neural memory, and the MemoryConfig preset each one starts from
 MEMORY_PRESETS = {
@@ -40,8 +43,9 @@ class TitansConfig(PretrainedConfig):
     segment_len    MAC segment length (tokens). window: sliding-window size (SWA, MAG, MAL).
     n_persistent   learned persistent tokens prepended to the input (paper eq. 19); default 128 for
                    the Titans variants, 0 for the baselines.
-    memory         MemoryConfig fields (overrides of the variant's preset); stored fully resolved.
-                   ``num_heads`` defaults to ``n_heads``.
+    memory         the memory of the memory blocks: a MemoryConfig (taken as it is), or a dict of MemoryConfig
+                   fields that change the variant's preset (``MEMORY_PRESETS``; this is how config.json stores it).
+                   ``num_heads`` None = ``n_heads``. None (and ignored) for variants without memory blocks.
     block_types    the token mixer of each block (attn, swa, lmm, mag, mac); default from the variant.
     tie_embeddings share the input embedding with the LM head.
     loss_chunk_size  tokens per block of the fused LM-head cross-entropy (``forward(..., return_logits=False)``).
@@ -62,7 +66,7 @@ class TitansConfig(PretrainedConfig):
         segment_len: int = 512,
         window: int = 2048,
         n_persistent: int | None = None,
-        memory: dict[str, Any] | None = None,
+        memory: MemoryConfig | dict[str, Any] | None = None,
         block_types: list[str] | None = None,
         tie_embeddings: bool = False,
         rope_theta: float = 10000.0,
@@ -97,13 +101,13 @@ class TitansConfig(PretrainedConfig):
         if n_persistent < 0:
             raise ValueError(f"n_persistent must be >= 0, got {n_persistent}")
         self.n_persistent = n_persistent
-        self.memory = self._resolve_memory(variant, n_heads, memory)
         if block_types is None:
             block_types = default_block_types(variant, n_layers)
         block_types = list(block_types)
         if len(block_types) != n_layers or any(b not in BLOCK_TYPES for b in block_types):
             raise ValueError(f"block_types must list {n_layers} entries from {BLOCK_TYPES}, got {block_types}")
         self.block_types = block_types
+        self.memory = self._memory_config(variant, n_heads, memory) if self.uses_memory else None
         self.tie_embeddings = tie_embeddings
         self.rope_theta = rope_theta
         self.max_position_embeddings = max_position_embeddings
@@ -114,21 +118,20 @@ class TitansConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @staticmethod
-    def _resolve_memory(variant: str, n_heads: int, memory: dict | None) -> dict[str, Any]:
-        memory = dict(memory or {})
-        if variant not in MEMORY_PRESETS:
-            return memory
-        try:
-            from titans.memory import MemoryConfig
-        except ImportError:  # package __init__ not written yet / partial install
-            from titans.memory.config import MemoryConfig
+    def _memory_config(variant: str, n_heads: int, memory: MemoryConfig | dict | None) -> MemoryConfig:
+        if not isinstance(memory, MemoryConfig):
+            fields = {"num_heads": n_heads, **(memory or {})}
+            memory = MemoryConfig.preset(MEMORY_PRESETS.get(variant, "titans"), **fields)
+        if memory.num_heads is None:
+            memory = dataclasses.replace(memory, num_heads=n_heads)
+        return memory
 
-        memory.setdefault("num_heads", n_heads)
-        known = set(MemoryConfig.__dataclass_fields__)
-        unknown = sorted(set(memory) - known)
-        if unknown:
-            raise TypeError(f"TitansConfig.memory got unknown keys {unknown}; valid keys are {sorted(known)}")
-        return MemoryConfig.preset(MEMORY_PRESETS[variant], **memory).to_dict()
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON values (config.json, checkpoints): the memory as a dict of its fields."""
+        out = super().to_dict()
+        if isinstance(out.get("memory"), MemoryConfig):
+            out["memory"] = out["memory"].to_dict()
+        return out
 
     @property
     def uses_memory(self) -> bool:

@@ -149,8 +149,7 @@ class MemoryForecaster(nn.Module):
         super().__init__()
         if tokens not in ("patch", "variate"):
             raise ValueError(f"tokens must be 'patch' or 'variate', got {tokens!r}")
-        memory = memory if isinstance(memory, MemoryConfig) else MemoryConfig.from_dict(
-            {"num_heads": 4, **dict(memory or {})})
+        memory = memory if isinstance(memory, MemoryConfig) else MemoryConfig(**{"num_heads": 4, **dict(memory or {})})
         self.n_variates, self.lookback, self.horizon, self.tokens = n_variates, lookback, horizon, tokens
         self.revin = RevIN(n_variates) if revin else None
         if tokens == "patch":

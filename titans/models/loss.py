@@ -13,7 +13,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+#: the label of a position that is not supervised (prompts, padding, MQAR's non-value tokens), as PyTorch's and
+#: Hugging Face's cross-entropy expect it
 IGNORE_INDEX = -100
+
+
+def next_token_targets(outputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The model's outputs beside the labels they predict. Labels are aligned with input_ids (Hugging Face
+    convention), so position t predicts labels[t + 1]: (outputs[:, :-1], labels[:, 1:]). The one place of the shift."""
+    return outputs[:, :-1], labels[:, 1:]
+
+
+def count_targets(labels: Tensor) -> int:
+    """How many next-token targets of ``labels`` (aligned with input_ids) are supervised."""
+    return int((labels[:, 1:] != IGNORE_INDEX).sum())
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

@@ -8,11 +8,12 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreT
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from titans.layers import RMSNorm
+from titans.memory import NeuralMemory
 
 from .block import Block
-from .cache import LayerCache, TitansCache
+from .cache import TitansCache
 from .config import TitansConfig
-from .loss import linear_cross_entropy
+from .loss import IGNORE_INDEX, linear_cross_entropy, next_token_targets
 from .mixers import SeqContext
 
 # transformers 5.x renamed the cache of model outputs and of generate()'s model kwargs from ``past_key_values`` to
@@ -59,8 +60,8 @@ class TitansPreTrainedModel(PreTrainedModel):
 
 def _protect_memory_init(module: nn.Module) -> None:
     """NeuralMemory initialises its own parameters (gate biases, M_0): keep HF's init away from them."""
-    for name, sub in module.named_modules():
-        if type(sub).__name__ == "NeuralMemory":
+    for sub in module.modules():
+        if isinstance(sub, NeuralMemory):
             for inner in sub.modules():
                 inner._is_hf_initialized = True
 
@@ -103,7 +104,9 @@ class TitansModel(TitansPreTrainedModel):
         positions = torch.arange(start, start + x.shape[1], device=x.device)
         ctx = SeqContext(positions=positions, n_prefix=n_prefix, token_offset=seen)
         for i, block in enumerate(self.layers):
-            x = block(x, ctx, cache.layers[i] if cache is not None else LayerCache())
+            x, state = block(x, ctx, cache.layers[i] if cache is not None else None)
+            if cache is not None:
+                cache.layers[i] = state
         if cache is not None:
             cache.seen_tokens = seen + n_tokens
         x = self.norm(x[:, n_prefix:])
@@ -145,7 +148,7 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         cache: TitansCache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        """labels = input_ids (the shift is done here, HF convention; -100 is ignored).
+        """labels = input_ids (the shift is done here, HF convention; IGNORE_INDEX = -100 is ignored).
 
         ``return_logits=False`` with labels: the loss is computed by ``linear_cross_entropy`` (the LM head
         fused with the loss, chunk by chunk; no [T, vocab] logits are kept) and ``logits`` is None.
@@ -159,8 +162,8 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
                          use_cache=use_cache)
         hidden = out.last_hidden_state
         if labels is not None and not return_logits:
-            loss = linear_cross_entropy(hidden[:, :-1], self.lm_head.weight,
-                                        labels[:, 1:].to(hidden.device), chunk_size=self.config.loss_chunk_size)
+            hidden, targets = next_token_targets(hidden, labels.to(hidden.device))
+            loss = linear_cross_entropy(hidden, self.lm_head.weight, targets, chunk_size=self.config.loss_chunk_size)
             return CausalLMOutputWithPast(loss=loss, logits=None, **{CACHE_FIELD: output_cache(out)})
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -168,9 +171,19 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             work = torch.float64 if logits.dtype == torch.float64 else torch.float32
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).to(work),
-                                   labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+            predicting, targets = next_token_targets(logits, labels.to(logits.device))
+            loss = F.cross_entropy(predicting.reshape(-1, logits.shape[-1]).to(work), targets.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
         return CausalLMOutputWithPast(loss=loss, logits=logits, **{CACHE_FIELD: output_cache(out)})
+
+    def supervised_logits(self, input_ids: torch.LongTensor, labels: torch.LongTensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [n, vocab], targets [n]) of the n positions whose next-token label is supervised: only those
+        rows go through the LM head (task answers are a few tokens of long prompts). Labels as in ``forward``."""
+        hidden = self.model(input_ids=input_ids).last_hidden_state
+        hidden, targets = next_token_targets(hidden, labels.to(hidden.device))
+        supervised = targets != IGNORE_INDEX
+        return self.lm_head(hidden[supervised]), targets[supervised]
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
                                       inputs_embeds=None, use_cache=True, cache=None, **kwargs):

@@ -15,6 +15,7 @@ absorbs the difference: ffn_dim = (params(Transformer++) - params(variant withou
 from __future__ import annotations
 
 import functools
+import re
 
 import torch
 
@@ -30,8 +31,16 @@ SIZES: dict[str, dict] = {
     "760m": dict(n_layers=24, d_model=1536, n_heads=16, ffn_mult=8 / 3),
     "1.3b": dict(n_layers=18, d_model=2048, n_heads=8, ffn_mult=4),
 }
-#: the nominal parameter count of each paper size
-NOMINAL_PARAMS = {"170m": 170e6, "340m": 340e6, "400m": 400e6, "760m": 760e6, "1.3b": 1.3e9}
+
+
+def nominal_params(size: str) -> float | None:
+    """The parameter count a paper size is named after ("170m" -> 1.7e8, "1.3b" -> 1.3e9); None for tiny, small."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mb])", size)
+    return None if match is None else float(match[1]) * (1e6 if match[2] == "m" else 1e9)
+
+
+#: the nominal parameter count of each paper size (read from its name)
+NOMINAL_PARAMS = {size: nominal_params(size) for size in SIZES if nominal_params(size) is not None}
 
 
 def count_params(config: TitansConfig) -> int:
@@ -73,17 +82,20 @@ def matched_ffn_dim(config: TitansConfig, multiple_of: int = 8) -> int:
 
 def build_config(variant: str = "transformer", size: str = "tiny", vocab_size: int = 32000,
                  match_params: bool = True, **overrides) -> TitansConfig:
+    """The TitansConfig of ``variant`` at ``size`` (SIZES), ``overrides`` (TitansConfig fields) winning; with
+    ``match_params`` and no ``ffn_dim`` given, the SwiGLU width that matches the Transformer++ of the size."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
-    kwargs = {**SIZES[size], **overrides}
-    config = TitansConfig(variant=variant, vocab_size=vocab_size, **kwargs)
+    config = TitansConfig(variant=variant, vocab_size=vocab_size, **{**SIZES[size], **overrides})
     if match_params and "ffn_dim" not in overrides and variant != "transformer":
-        kwargs["ffn_dim"] = matched_ffn_dim(config)
-        config = TitansConfig(variant=variant, vocab_size=vocab_size, **kwargs)
+        config.ffn_dim = matched_ffn_dim(config)
     return config
 
 
 def build_causal_lm(variant: str = "transformer", size: str = "tiny", vocab_size: int = 32000,
                     match_params: bool = True, **overrides) -> TitansForCausalLM:
-    """A freshly initialised model of ``variant`` at ``size``; ``overrides`` (TitansConfig fields) win."""
+    """A freshly initialised model of ``variant`` at ``size``; ``overrides`` (TitansConfig fields) win.
+
+    The training configs build ``model.net`` through here (``_target_: titans.models.build_causal_lm``), with
+    ``memory`` already a MemoryConfig and ``vocab_size`` from the data."""
     return TitansForCausalLM(build_config(variant, size, vocab_size, match_params, **overrides))

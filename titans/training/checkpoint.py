@@ -1,69 +1,16 @@
-"""Load a trained model and its tokenizer from a Lightning checkpoint or a Hugging Face directory."""
+"""What training does with checkpoints: refuse to resume another model, and start a fine-tuning run from the weights
+of a pretrained one (``init_from``). Reading them is titans.models.checkpoint_io's job."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import torch
+from titans.data import build_tokenizer, tokenizer_fingerprint
+from titans.models import TitansForCausalLM
+from titans.models.checkpoint_io import checkpoint_model_config, load_lightning_checkpoint, net_state_dict
 
-
-def _is_lightning_checkpoint(path: Path) -> bool:
-    return path.is_file() and path.suffix in {".ckpt", ".pt", ".pth"}
-
-
-class CorruptCheckpointError(ValueError):
-    """The file is truncated or is not a torch checkpoint at all."""
-
-
-class UnsafeCheckpointError(ValueError):
-    """The file asks the unpickler for objects beyond tensors and plain containers (it could run code)."""
-
-
-def safe_torch_load(path: str | Path, map_location: str = "cpu", mmap: bool = False) -> dict:
-    """``torch.load`` restricted to tensors and plain Python containers (``weights_only=True``).
-
-    A pickle may name any callable to run while it is read (``os.system`` included); the weights-only
-    unpickler refuses every global outside torch's allow-list, so a crafted file fails here before
-    anything runs. Our checkpoints (train.py's, Lightning's) need nothing beyond that list.
-    """
-    import pickle
-
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        text = str(err).strip()
-        if "GLOBAL" not in text:  # no forbidden callable named: the bytes are just not a checkpoint
-            raise CorruptCheckpointError(f"{path} is not a readable checkpoint: it is corrupt or not a torch file; "
-                                         f"use another checkpoint of the run") from None
-        refused = next(line.strip() for line in text.splitlines() if "GLOBAL" in line)
-        raise UnsafeCheckpointError(
-            f"refused to load {path}: it is not a plain weights checkpoint ({refused[:160]}); loading it could "
-            f"run code. train.py's checkpoints never need more: load only files you trust, re-exported as a "
-            f"state_dict or a Hugging Face directory"
-        ) from None
-    except (RuntimeError, EOFError) as err:
-        raise CorruptCheckpointError(f"{path} is not a readable checkpoint ({_first_line(str(err))}): it is "
-                                     f"truncated or not a torch file; use another checkpoint of the run") from None
-    except (IndexError, KeyError, ValueError, UnicodeDecodeError, OverflowError, MemoryError):
-        # what the unpickler raises on arbitrary bytes that happen to start like a pickle
-        raise CorruptCheckpointError(f"{path} is not a readable checkpoint: it is corrupt or not a torch file; "
-                                     f"use another checkpoint of the run") from None
-
-
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or ["unknown error"])[0][:200]
-
-
-def load_lightning_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: pass a Lightning .ckpt file or a Hugging Face directory")
-    ckpt = safe_torch_load(path, map_location)
-    hparams = ckpt.get("hyper_parameters", {})
-    if "model_config" not in hparams or "state_dict" not in ckpt:
-        raise ValueError(f"{path} is not a titans training checkpoint (no hyper_parameters.model_config/state_dict)")
-    return ckpt
-
+log = logging.getLogger(__name__)
 
 #: model-config entries that change how the model runs, not what it computes: a resumed run may differ in them
 RUNTIME_KEYS = {"max_position_embeddings", "loss_chunk_size", "transformers_version", "architectures",
@@ -80,48 +27,15 @@ def _comparable(config: dict) -> dict:
     return out
 
 
-def check_resume_checkpoint(path: str | Path, model_config: dict, allow_config_change: bool = False) -> None:
+def check_resume_checkpoint(path: str | Path, config: dict, allow_config_change: bool = False) -> None:
     """Before Lightning resumes from ``path``: the file must be a readable, safe train.py checkpoint whose model
     is the one this run builds (same variant, shapes and memory rule; runtime options may differ)."""
-    ckpt = safe_torch_load(path, mmap=True)
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if "model_config" not in hparams or "state_dict" not in ckpt:
-        raise ValueError(f"ckpt_path={path} is not a train.py checkpoint (no hyper_parameters.model_config or "
-                         f"state_dict): resume from checkpoints/last.ckpt of a run, or use init_from= for weights")
-    theirs, ours = _comparable(hparams["model_config"]), _comparable(model_config)
+    ckpt = load_lightning_checkpoint(path, mmap=True)
+    theirs, ours = _comparable(checkpoint_model_config(ckpt)), _comparable(config)
     if theirs != ours and not allow_config_change:
         raise ValueError(f"ckpt_path={path} was trained with another model config "
                          f"({_config_differences(theirs, ours)}, checkpoint -> this run): resume with the run's own "
                          f"overrides, or allow_config_change=true to continue with this config anyway")
-
-
-def load_model_and_tokenizer(path: str | Path, map_location: str = "cpu"):
-    """Return ``(TitansForCausalLM, tokenizer)`` from a Lightning ``.ckpt`` or a ``save_pretrained`` directory."""
-    from titans.models import TitansConfig, TitansForCausalLM
-
-    path = Path(path)
-    if path.is_dir():
-        from transformers import AutoTokenizer
-
-        model = TitansForCausalLM.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        return model.eval(), tokenizer
-    if not _is_lightning_checkpoint(path):
-        raise FileNotFoundError(
-            f"{path} is neither a Lightning checkpoint (.ckpt) nor a Hugging Face model directory"
-        )
-    ckpt = load_lightning_checkpoint(path, map_location)
-    hparams = ckpt["hyper_parameters"]
-    model = TitansForCausalLM(TitansConfig(**hparams["model_config"]))
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    model.load_state_dict(state)
-    tokenizer = None
-    if hparams.get("tokenizer"):
-        from titans.data import build_tokenizer
-
-        tok_cfg = {k: v for k, v in hparams["tokenizer"].items() if k != "_target_"}
-        tokenizer = build_tokenizer(**tok_cfg)
-    return model.eval(), tokenizer
 
 
 def _config_differences(theirs: dict, ours: dict, limit: int = 6) -> str:
@@ -140,10 +54,6 @@ def _config_differences(theirs: dict, ours: dict, limit: int = 6) -> str:
 
 def _check_same_tokenizer(checkpoint_tokenizer: dict, tokenizer, path: Path) -> None:
     """Raise when the checkpoint was trained with a tokenizer that gives other ids than ``tokenizer``."""
-    import logging
-
-    from titans.data import build_tokenizer, tokenizer_fingerprint
-
     ours = dict(getattr(tokenizer, "titans_config", None) or {})
     theirs = {k: v for k, v in checkpoint_tokenizer.items() if k != "_target_"}
     if ours == theirs:
@@ -151,7 +61,7 @@ def _check_same_tokenizer(checkpoint_tokenizer: dict, tokenizer, path: Path) -> 
     try:
         same = tokenizer_fingerprint(build_tokenizer(**theirs)) == tokenizer_fingerprint(tokenizer)
     except Exception as err:  # e.g. a hub tokenizer offline: cannot tell
-        logging.getLogger(__name__).warning("init_from=%s was trained with tokenizer %s, which cannot be built here "
+        log.warning("init_from=%s was trained with tokenizer %s, which cannot be built here "
                                             "(%s): make sure this run's tokenizer %s gives the same ids",
                                             path, theirs, err, ours)
         return
@@ -172,14 +82,11 @@ def load_pretrained_weights(net, path: str | Path, tokenizer=None) -> Path:
     path = Path(path)
     tokenizer_config = None
     if path.is_dir():
-        from titans.models import TitansForCausalLM
-
         source = TitansForCausalLM.from_pretrained(path)
         state, config = source.state_dict(), source.config.to_dict()
     elif path.is_file():
         ckpt = load_lightning_checkpoint(path)
-        state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        config = ckpt["hyper_parameters"]["model_config"]
+        state, config = net_state_dict(ckpt), checkpoint_model_config(ckpt)
         tokenizer_config = ckpt["hyper_parameters"].get("tokenizer")
     else:
         raise FileNotFoundError(

@@ -21,9 +21,12 @@ class LitSequenceClassifier(L.LightningModule):
     """Args:
         net: the classifier (``nn.Module`` with ``num_classes`` logits; Hydra instantiates it from ``model.net``).
         optimizer, scheduler: as for :class:`titans.training.forecasting.LitForecaster`.
+        tokens_per_step: given by train(); unused here. tokenizer: the tokenizer's config (from the data module),
+            stored in the checkpoint's hyper-parameters.
     """
 
-    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict):
+    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict, tokens_per_step: int | None = None,
+                 tokenizer: dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["net"], logger=False)
         self.net = net

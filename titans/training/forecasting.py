@@ -25,9 +25,11 @@ class LitForecaster(L.LightningModule):
         optimizer: AdamW settings (``lr``, ``weight_decay``, ``betas``, ``eps``).
         scheduler: ``warmup_steps`` and ``min_lr_ratio`` of the cosine schedule over the run's steps.
         loss: the training loss, ``mse`` (default), ``mae`` or ``huber``; evaluation always reports MSE and MAE.
+        tokens_per_step: given by train() to every module; unused here (the schedule counts steps).
     """
 
-    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict, loss: str = "mse"):
+    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict, loss: str = "mse",
+                 tokens_per_step: int | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {', '.join(LOSSES)}, got {loss!r}")

@@ -1,4 +1,4 @@
-"""Hydra helpers: custom resolvers and resolution of ``ckpt_path=last``."""
+"""Hydra helpers: what the configs use beyond their YAML files, and the resolution of ``ckpt_path=last``."""
 
 from __future__ import annotations
 
@@ -6,18 +6,35 @@ import os
 import secrets
 from pathlib import Path
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
+
+from titans.memory import MemoryConfig
+from titans.memory.config import PRESETS
 
 # One id per process: two runs started in the same second still get different output directories.
 _RUN_ID = f"{os.getpid():x}{secrets.token_hex(2)}"
 
+#: two training-run policies that differ from MemoryConfig's library defaults: the memory has the model's heads
+#: (TitansConfig fills in None), and the chunk step is compiled unless TITANS_COMPILE=false
+TRAINING_MEMORY = {"num_heads": None, "compile": "${oc.decode:${oc.env:TITANS_COMPILE,true}}"}
 
-def register_resolvers() -> None:
-    """Register ``${run_id:}`` (unique per process) and ``${eval:...}`` (arithmetic in configs)."""
+
+def memory_node(preset: str) -> dict:
+    """``model.net.memory`` of a training config: every MemoryConfig field, with the values of ``preset`` and the
+    training policies above; instantiated by Hydra into a MemoryConfig."""
+    return {"_target_": "titans.memory.MemoryConfig", **MemoryConfig.preset(preset).to_dict(), **TRAINING_MEMORY}
+
+
+def register_hydra() -> None:
+    """Register ``${run_id:}`` (unique per process: the run directories' suffix) and the memory presets as the
+    config group ``model/memory`` (``memory@net.memory: titans`` in configs/model/*.yaml), so the memory's
+    defaults are stated once, in titans.memory.MemoryConfig."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID)
-    if not OmegaConf.has_resolver("eval"):
-        OmegaConf.register_new_resolver("eval", lambda expr: eval(expr, {"__builtins__": {}}, {}))
+    store = ConfigStore.instance()
+    for preset in PRESETS:
+        store.store(group="model/memory", name=preset, node=memory_node(preset))
 
 
 #: the files a run leaves to resume from: the periodic/last save and the one written when it was interrupted

@@ -4,54 +4,58 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric, SumMetric
 
+from titans.models import TitansConfig, TitansForCausalLM
+from titans.models.checkpoint_io import checkpoint_model_config, load_lightning_checkpoint
+from titans.models.loss import count_targets
 from titans.training.optim import cosine_with_warmup, parameter_groups
 
 
 class LitCausalLM(L.LightningModule):
-    """Wraps a :class:`titans.models.TitansForCausalLM` (attribute ``net``) for training.
+    """Trains a :class:`titans.models.TitansForCausalLM` (attribute ``net``).
 
     Args:
-        net: keyword arguments of :func:`titans.models.build_causal_lm` (variant, size, overrides).
+        net: the model (the training configs build it with ``titans.models.build_causal_lm``).
         optimizer: AdamW settings: ``lr``, ``weight_decay``, ``betas``, ``eps``.
         scheduler: ``warmup_steps`` or ``warmup_tokens``, and ``min_lr_ratio`` of the cosine decay.
-        vocab_size: the tokenizer's vocabulary size, filled in by ``train.py``.
-        tokens_per_step: tokens per optimizer step over all devices (for ``warmup_tokens`` and logging).
-        tokenizer: the tokenizer config, stored so a checkpoint can be evaluated on its own.
-        model_config: an exact ``TitansConfig`` dict; when given (checkpoint reload) it wins over ``net``.
+        tokens_per_step: tokens per optimizer step over all devices (for ``warmup_tokens``), given by train().
+        tokenizer: the tokenizer's config, stored so that a checkpoint can be evaluated on its own (the data module
+            provides it).
+
+    The checkpoint's ``hyper_parameters`` hold these arguments except ``net``, whose place ``model_config`` (the
+    ``TitansConfig``) takes: ``load_from_checkpoint`` rebuilds the model from it.
     """
 
-    def __init__(
-        self,
-        net: dict,
-        optimizer: dict,
-        scheduler: dict,
-        vocab_size: int | None = None,
-        tokens_per_step: int | None = None,
-        tokenizer: dict | None = None,
-        model_config: dict | None = None,
-    ) -> None:
+    def __init__(self, net: TitansForCausalLM, optimizer: dict, scheduler: dict, tokens_per_step: int | None = None,
+                 tokenizer: dict | None = None) -> None:
         super().__init__()
-        from titans.models import TitansConfig, TitansForCausalLM, build_causal_lm
-
-        if model_config is not None:
-            self.net = TitansForCausalLM(TitansConfig(**model_config))
-        else:
-            net_kwargs = dict(net)
-            if vocab_size is not None:
-                net_kwargs["vocab_size"] = vocab_size
-            self.net = build_causal_lm(**net_kwargs)
-        self.save_hyperparameters()
-        self.hparams["model_config"] = self.net.config.to_dict()
+        self.net = net
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["model_config"] = net.config.to_dict()
+        # validation: next-token loss per supervised target, argmax accuracy on labelled batches, target count
+        self.val_loss = MeanMetric()
+        self.val_acc = MeanMetric()
+        self.val_targets = SumMetric()
         self._step_started: float | None = None
-        self._val_loss_sum, self._val_tokens = 0.0, 0
-        self._val_correct, self._val_supervised = 0, 0
         #: the global step of the latest completed validation (None before the first)
         self.validated_at_step: int | None = None
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, **kwargs) -> "LitCausalLM":
+        """Lightning's loader, with ``net`` rebuilt from the checkpoint's ``model_config`` (read weights-only)."""
+        if "net" not in kwargs:
+            config = checkpoint_model_config(load_lightning_checkpoint(checkpoint_path, mmap=True))
+            kwargs["net"] = TitansForCausalLM(TitansConfig(**config))
+        kwargs.setdefault("weights_only", True)
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
 
     # ---- forward / steps -------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -59,7 +63,7 @@ class LitCausalLM(L.LightningModule):
 
     @staticmethod
     def _labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The batch's ``labels`` (aligned with input_ids, -100 = not supervised, e.g. BABILong prompts and
+        """The batch's ``labels`` (aligned with input_ids, IGNORE_INDEX = not supervised, e.g. BABILong prompts and
         padding), or the input ids themselves for language-model batches."""
         labels = batch.get("labels")
         return batch["input_ids"] if labels is None else labels
@@ -77,59 +81,46 @@ class LitCausalLM(L.LightningModule):
                 "keep trainer.gradient_clip_val, or resume from the last checkpoint (ckpt_path=last)"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        # The loggers' x-axis, logged explicitly (Lightning takes a logged "step" as it): the optimizer steps done
+        # before this batch. Lightning's own counter for it is off by one after some resumes.
+        self.log("step", float(self.global_step), on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        labels = self._labels(batch)
-        n = int((labels[:, 1:] != -100).sum())  # the targets the loss averages over (all tokens but the first for LM)
+        n = count_targets(self._labels(batch))  # the targets the loss averages over
         if n == 0:
             return None
-        if batch.get("labels") is None:
+        if batch.get("labels") is None:  # language modelling: the fused loss, no [B, T, vocab] logits
             loss = self._loss(batch)
-            self._val_loss_sum += loss.item() * n
-        else:
-            loss, correct = self._supervised_loss_and_correct(batch)
-            self._val_loss_sum += loss.item()
-            self._val_correct += correct
-            self._val_supervised += n
-        self._val_tokens += n
+        else:  # task answers (MQAR values, BABILong answers): logits of the supervised positions only
+            logits, targets = self.net.supervised_logits(batch["input_ids"], batch["labels"])
+            logits = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
+            loss = F.cross_entropy(logits, targets)
+            self.val_acc.update((logits.argmax(dim=-1) == targets).float().mean(), weight=n)
+        self.val_loss.update(loss.detach(), weight=n)
+        self.val_targets.update(n)
         return loss
 
-    @torch.no_grad()
-    def _supervised_loss_and_correct(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Summed cross-entropy and the number of argmax hits over the supervised targets of a labelled batch
-        (task answers: MQAR values, BABILong answers). Logits are formed for those positions only."""
-        hidden = self.net.model(input_ids=batch["input_ids"]).last_hidden_state[:, :-1]
-        targets = batch["labels"][:, 1:]
-        supervised = targets != -100
-        logits = self.net.lm_head(hidden[supervised])
-        logits = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
-        targets = targets[supervised]
-        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
-        return loss, int((logits.argmax(dim=-1) == targets).sum())
-
     def on_validation_epoch_start(self) -> None:
-        self._val_loss_sum, self._val_tokens = 0.0, 0
-        self._val_correct, self._val_supervised = 0, 0
+        self.val_targets.update(0)  # so that a validation without any target computes 0 (on every device)
 
     def on_validation_epoch_end(self) -> None:
-        totals = torch.tensor([self._val_loss_sum, float(self._val_tokens), float(self._val_correct),
-                               float(self._val_supervised)], dtype=torch.float64, device=self.device)
-        totals = self.trainer.strategy.reduce(totals, reduce_op="sum") if self.trainer.world_size > 1 else totals
-        if totals[1] == 0:
-            return
-        self.validated_at_step = self.global_step
-        loss = (totals[0] / totals[1]).item()
-        self.log("val/loss", loss, prog_bar=True, sync_dist=False, rank_zero_only=True)
-        self.log("val/ppl", math.exp(min(loss, 50.0)), prog_bar=True, sync_dist=False, rank_zero_only=True)
-        if totals[3] > 0:  # labelled batches: the fraction of supervised tokens predicted exactly (argmax)
-            self.log("val/acc", (totals[2] / totals[3]).item(), prog_bar=True, sync_dist=False, rank_zero_only=True)
+        """val/loss, val/ppl (and val/acc on labelled data), reduced over all devices by torchmetrics."""
+        if self.val_targets.compute() > 0:
+            self.validated_at_step = self.global_step
+            loss = float(self.val_loss.compute())
+            # the values are already reduced over devices (torchmetrics); sync_dist only tells Lightning so
+            self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+            self.log("val/ppl", math.exp(min(loss, 50.0)), prog_bar=True, sync_dist=True)
+            if self.val_acc.update_called:  # the fraction of supervised tokens predicted exactly (argmax)
+                self.log("val/acc", float(self.val_acc.compute()), prog_bar=True, sync_dist=True)
+            # validation follows the training batch of step global_step - 1, and is logged at its step
+            self.log("step", float(max(self.global_step - 1, 0)), sync_dist=True)
+        for metric in (self.val_loss, self.val_acc, self.val_targets):
+            metric.reset()
 
     # ---- throughput ------------------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Metrics are logged at Lightning's `_batches_that_stepped`; after a resume from a checkpoint written
-        # mid-epoch its restart logic can leave that one step off. With one optimizer it equals global_step.
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.trainer.global_step
         if self._step_started is None:
             self._step_started = time.perf_counter()
             self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
@@ -150,9 +141,8 @@ class LitCausalLM(L.LightningModule):
         counts = {"params/total": total, "params/non_embedding": total - embedding}
         for logger in self.loggers:
             logger.log_hyperparams(counts)
-        if self.trainer.is_global_zero:
-            print(f"[titans] {self.net.config.variant}: {total / 1e6:.2f}M parameters "
-                  f"({(total - embedding) / 1e6:.2f}M without embeddings)")
+        rank_zero_info(f"[titans] {self.net.config.variant}: {total / 1e6:.2f}M parameters "
+                       f"({(total - embedding) / 1e6:.2f}M without embeddings)")
 
     # ---- optimisation ----------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -12,7 +12,7 @@ import hydra.errors
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from titans.data import DataUnavailableError, check_vocab
+from titans.errors import DataUnavailableError
 from titans.training.checkpoint import check_resume_checkpoint, load_pretrained_weights
 from titans.training.hydra_utils import resolve_ckpt_path
 
@@ -119,13 +119,10 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
 
-    # A task data module (forecasting, classification) says what the network needs (`net_inputs`, e.g. the number
-    # of variates and the horizon); it is merged into model.net. Language-model data gives the vocabulary.
-    net_inputs = getattr(datamodule, "net_inputs", None)
-    if net_inputs is not None:
-        model: L.LightningModule = instantiate(cfg.model, net=dict(net_inputs), _convert_="all")
-    else:
-        model = instantiate_language_model(cfg, datamodule, tokenizer, tokens_per_step)
+    # What the data decides about the model (the vocabulary of its tokenizer, ...) comes from the data module; the
+    # run's batch geometry from here. Hydra builds cfg.model.net (and its memory) before the LightningModule.
+    model: L.LightningModule = instantiate(
+        cfg.model, **datamodule.model_kwargs(cfg.model), tokens_per_step=tokens_per_step, _convert_="all")
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
              tokens_per_step, cfg.data.batch_size, seq_len, world, accumulate)
 
@@ -148,7 +145,8 @@ def train(cfg: DictConfig) -> dict:
     if _needs_final_validation(trainer, model):
         # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
         trainer.validate(model=model, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
     test_ckpt = None
     if cfg.get("test", False):  # the test split, with the best checkpoint by the monitored validation metric
         checkpoint = trainer.checkpoint_callback
@@ -156,7 +154,7 @@ def train(cfg: DictConfig) -> dict:
         if test_ckpt and checkpoint.best_model_score is not None:
             metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
         trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"})
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
                    "global_step": int(trainer.global_step), **metrics}
@@ -165,30 +163,6 @@ def train(cfg: DictConfig) -> dict:
         log.info("finished: %s", summary)
         write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics
-
-
-def instantiate_language_model(cfg: DictConfig, datamodule, tokenizer, tokens_per_step: int) -> L.LightningModule:
-    """The LitCausalLM of ``cfg.model``; its vocabulary comes from the data (its tokenizer) unless
-    model.net.vocab_size is given (e.g. padded)."""
-    requested_vocab = cfg.model.net.get("vocab_size")
-    data_vocab = int(datamodule.vocab_size)
-    if requested_vocab is not None:
-        if tokenizer is not None:
-            check_vocab(tokenizer, int(requested_vocab))
-        elif int(requested_vocab) < data_vocab:
-            raise ValueError(f"model.net.vocab_size={requested_vocab} is smaller than the data's {data_vocab} "
-                             f"tokens: remove the override or raise it")
-    tokenizer_config = None
-    if tokenizer is not None:
-        tokenizer_config = dict(getattr(tokenizer, "titans_config", None)
-                                or OmegaConf.to_container(cfg.tokenizer, resolve=True))
-    return instantiate(
-        cfg.model,
-        vocab_size=int(requested_vocab or data_vocab),
-        tokens_per_step=tokens_per_step,
-        tokenizer=tokenizer_config,
-        _convert_="all",
-    )
 
 
 def _needs_final_validation(trainer: L.Trainer, model: L.LightningModule) -> bool:

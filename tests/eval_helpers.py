@@ -1,4 +1,4 @@
-"""Tiny offline models and tokenizers for tests and examples of the evaluation code.
+"""Tiny offline models and tokenizers for the tests of the evaluation code.
 
 Any Hugging Face causal LM + tokenizer works with titans.eval; these build one in well under a
 second without the network: a byte-level BPE tokenizer trained on a few sentences and a randomly
@@ -7,7 +7,7 @@ initialised 2-layer Llama.
 
 from __future__ import annotations
 
-from titans.eval.haystack import NOISE_SENTENCE
+from titans.tasks.haystack import NOISE_SENTENCE
 
 SAMPLE_TEXT = (
     "Mary moved to the bathroom. John went to the hallway. Daniel picked up the football there. "

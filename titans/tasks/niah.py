@@ -16,7 +16,7 @@ import random
 import uuid
 from dataclasses import asdict, dataclass
 
-from titans.eval.haystack import NOISE_SENTENCE, Haystack, split_sentences
+from titans.tasks.haystack import NOISE_SENTENCE, Haystack, most_that_fit, n_tokens, split_sentences
 
 TASKS = {
     "niah_single_1": {"haystack": "repeat", "value_type": "numbers"},
@@ -90,10 +90,6 @@ class NIAHSample:
         return asdict(self)
 
 
-def _n_tokens(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def _build(sentences: list[str], separator: str, depth: float, needle: str, template_kwargs: dict):
     """Prompt with ``needle`` inserted between sentences at fraction ``depth`` of the haystack."""
     position = int(round(depth * len(sentences)))
@@ -136,21 +132,16 @@ def make_niah_sample(task: str, tokenizer, context_length: int, depth: float, in
 
     def length_with(n: int) -> int:
         prompt, _, _ = _build(take(n), separator, depth, needle, template_kwargs)
-        return _n_tokens(tokenizer, prompt + " " + value)
+        return n_tokens(tokenizer, prompt + " " + value)
 
     if length_with(0) > context_length:
         raise ValueError(f"context_length={context_length} tokens is too short for the S-NIAH template and needle "
                          f"({length_with(0)} tokens without any haystack).")
-    low, high = 0, 1  # largest n with length_with(n) <= context_length lies in [low, high)
-    while length_with(high) <= context_length:
-        low, high = high, high * 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if length_with(mid) <= context_length else (low, mid)
-    prompt, needle_start, actual_depth = _build(take(low), separator, depth, needle, template_kwargs)
+    prompt, needle_start, actual_depth = _build(take(most_that_fit(length_with, context_length)), separator, depth,
+                                                needle, template_kwargs)
     return NIAHSample(task=task, context_length=context_length, depth=depth, index=index, seed=seed, prompt=prompt,
                       answer=value, key=key, needle=needle, needle_char_start=needle_start,
-                      actual_depth=actual_depth, n_tokens=_n_tokens(tokenizer, prompt + " " + value))
+                      actual_depth=actual_depth, n_tokens=n_tokens(tokenizer, prompt + " " + value))
 
 
 def make_niah_dataset(task: str, tokenizer, lengths, depths, samples_per_cell: int = 1, seed: int = 0,

@@ -1,0 +1,326 @@
+"""The Triton kernels of the memory scan (titans.memory.triton) against the torch scan (titans.memory.scan).
+
+On CPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1, set per test; the kernel module is decorated
+for the interpreter separately from the GPU copy, so both can run in one process). float64: outputs, final state
+and the gradient of every input equal the torch scan's to 1e-10; float32 to 2e-5; bf16 inputs (float32 state)
+against the torch scan on the same rounded values to 2e-5 (bf16 gradients to 1e-2), and against the float32
+inputs before rounding to 5e-2. Hidden/column tiles of 16 so that every pass loops over several tiles.
+The ``gpu`` tests run the compiled kernels on CUDA (skipped without one): scripts/gpu_check.sh runs them.
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+
+from titans.memory import MemoryConfig, NeuralMemory, memory_scan  # noqa: E402
+from titans.memory import triton as tmem  # noqa: E402
+from titans.memory.scan import MemoryScan  # noqa: E402
+from titans.memory.triton import op  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture
+def interp(monkeypatch, single_thread):
+    """Kernels in the interpreter with 16-wide tiles (several tiles per pass at head_dim 16-32)."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(op, "DEFAULT_TILE", 16)
+
+
+def problem(N=2, T=40, d=16, depth=2, channelwise=False, dtype=torch.float64, seed=0, device="cpu"):
+    """Unit-norm q, k; gates per layer (theta, eta, alpha values); a random M_0, S_0 and LN affine."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return torch.randn(*s, generator=g, dtype=torch.float64)
+
+    def u(*s):
+        return torch.rand(*s, generator=g, dtype=torch.float64)
+
+    shapes = [(d, d)] if depth == 1 else [(d, 4 * d), (4 * d, d)]
+    prob = dict(q=F.normalize(r(N, T, d), dim=-1), k=F.normalize(r(N, T, d), dim=-1), v=r(N, T, d),
+                theta=[0.3 * u(N, T, 1) for _ in shapes], eta=[u(N, T, 1) for _ in shapes],
+                alpha=[0.3 * u(N, T, do if channelwise else 1) for _, do in shapes],
+                W0=[r(N, di, do) / math.sqrt(di) * (1.5 if i == 0 and depth > 1 else 1.0)
+                    for i, (di, do) in enumerate(shapes)],
+                S0=[0.1 * r(N, di, do) for di, do in shapes], ln_w=1 + 0.1 * r(N, 1, d), ln_b=0.1 * r(N, 1, d))
+
+    def leaf(t):
+        return t.to(device=device, dtype=dtype).requires_grad_()
+
+    return {k: [leaf(t) for t in v] if isinstance(v, list) else leaf(v) for k, v in prob.items()}
+
+
+def leaves(prob):
+    return [t for v in prob.values() for t in (v if isinstance(v, list) else [v])]
+
+
+def run(prob, backend, chunk=16, momentum=True, decay=True, act="gelu", commit=False, group=0):
+    p = prob
+    deep = len(p["W0"]) > 1
+    return memory_scan(p["q"], p["k"], p["v"], p["theta"], [e.log() for e in p["eta"]] if momentum else None,
+                       [torch.log1p(-a) for a in p["alpha"]] if decay else None, p["W0"],
+                       p["S0"] if momentum else None, chunk_size=chunk, activation=act,
+                       ln_weight=p["ln_w"] if deep else None, ln_bias=p["ln_b"] if deep else None,
+                       commit_partial=commit, checkpoint_group=group, backend=backend)
+
+
+def values_and_grads(prob, backend, **kw):
+    y, W, S = run(prob, backend, **kw)
+    outs = [y] + W + (S or [])
+    g = torch.Generator().manual_seed(1)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o)).sum() for o in outs)
+    return outs, torch.autograd.grad(loss, leaves(prob), allow_unused=True)
+
+
+def rel_err(a, b):
+    return ((a.double() - b.double()).abs().max() / (1 + b.double().abs().max())).item()
+
+
+def assert_match(prob, tol, **kw):
+    outs_ref, g_ref = values_and_grads(prob, "torch", **kw)
+    outs, g = values_and_grads(prob, "triton", **kw)
+    assert len(outs) == len(outs_ref)
+    for a, b in zip(outs, outs_ref):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert rel_err(a, b) <= tol, "values differ"
+    used = 0
+    for a, b in zip(g, g_ref):
+        if a is None or b is None:
+            other = a if a is not None else b
+            assert other is None or other.abs().max() == 0
+            continue
+        used += 1
+        assert a.dtype == b.dtype
+        assert rel_err(a, b) <= tol, "gradients differ"
+    assert used >= 5  # q, k, v, theta and the state at least
+
+
+# ----------------------------------------------------------------------------------------------- float64
+@pytest.mark.parametrize("momentum,decay,channelwise", [(True, True, False), (False, True, False),
+                                                        (True, False, False), (False, False, False),
+                                                        (True, True, True), (False, True, True)])
+def test_linear_memory_float64(interp, momentum, decay, channelwise):
+    prob = problem(depth=1, channelwise=channelwise)
+    assert_match(prob, 1e-10, momentum=momentum, decay=decay)
+
+
+def test_linear_memory_column_tiles_groups_commit(interp):
+    """head_dim 32 in two column tiles, 5 chunks (the last partial) in groups of 2, the partial chunk committed."""
+    prob = problem(N=1, T=72, d=32, depth=1, seed=3)
+    assert_match(prob, 1e-10, group=2, commit=True)
+
+
+@pytest.mark.parametrize("act", ["gelu", "silu"])
+def test_deep_memory_float64(interp, act):
+    assert_match(problem(depth=2, seed=1), 1e-10, act=act)
+
+
+@pytest.mark.parametrize("momentum,decay", [(False, True), (True, False), (False, False)])
+def test_deep_memory_without_momentum_or_decay(interp, momentum, decay):
+    assert_match(problem(N=1, depth=2, seed=2), 1e-10, momentum=momentum, decay=decay)
+
+
+@pytest.mark.parametrize("momentum", [True, False])
+def test_deep_memory_channelwise_decay(interp, momentum):
+    assert_match(problem(N=1, T=32, depth=2, channelwise=True, seed=4), 1e-10, momentum=momentum)
+
+
+def test_deep_memory_groups_and_partial_chunk(interp):
+    """5 chunks in groups of 2 (the backward recomputes each group's states), the partial last chunk committed."""
+    assert_match(problem(N=1, T=72, depth=2, seed=5), 1e-10, group=2, commit=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_deep_memory_other_activations(interp, act):
+    assert_match(problem(N=1, T=32, depth=2, seed=6), 1e-10, act=act)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth,d", [(1, 64), (1, 128), (2, 32), (2, 64)])
+def test_wider_heads(interp, monkeypatch, depth, d):
+    """head_dim 64/128 (depth 1) and 32/64 (depth 2: hidden 128/256) with the default 64-wide tiles."""
+    monkeypatch.setattr(op, "DEFAULT_TILE", 64)
+    assert_match(problem(N=1, T=24, d=d, depth=depth, seed=7), 1e-10)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_head_dim_not_a_power_of_two(interp, depth):
+    """head_dim 24 (hidden 96) runs zero-padded to 32 (128), the LayerNorm over the true 24 channels: exact."""
+    assert_match(problem(N=1, T=40, d=24, depth=depth, seed=10), 1e-10)
+
+
+# ----------------------------------------------------------------------------------------------- float32 / bf16
+@pytest.mark.parametrize("depth", [1, 2])
+def test_float32(interp, depth):
+    assert_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8), 2e-5)
+
+
+def _capture(monkeypatch, prob, **kw):
+    """(meta, flat) of the operator call that memory_scan makes."""
+    seen = {}
+
+    def grab(backend, meta, flat):
+        seen["meta"], seen["flat"] = meta, [None if t is None else t.detach() for t in flat]
+        return MemoryScan.apply(meta, *flat)
+
+    with monkeypatch.context() as m:
+        m.setattr(tmem, "apply_scan", grab)
+        run(prob, "auto", **kw)
+    return seen["meta"], seen["flat"]
+
+
+def _op_grads(fn, meta_args, flat):
+    xs = [None if t is None else t.clone().requires_grad_() for t in flat]
+    outs = fn(*meta_args, *xs)
+    g = torch.Generator().manual_seed(2)
+    loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
+    used = [x for x in xs if x is not None]
+    return outs, torch.autograd.grad(loss, used, allow_unused=True), used
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_bf16_inputs_float32_state(interp, monkeypatch, depth):
+    """kq, qb, v, off in bf16 (the state and the coefficients float32): the kernels upcast on load."""
+    meta, flat = _capture(monkeypatch, problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=9))
+    inputs = range(depth, depth + 4)  # kq, qb, v, off
+    low = [t.bfloat16() if (i in inputs and t is not None) else t for i, t in enumerate(flat)]
+    rounded = [t.float() if (i in inputs and t is not None) else t for i, t in enumerate(low)]
+    o_k, g_k, x_k = _op_grads(lambda *xs: op.triton_memory_scan(meta, list(xs)), (), low)
+    o_r, g_r, _ = _op_grads(MemoryScan.apply, (meta,), rounded)
+    o_f, _, _ = _op_grads(MemoryScan.apply, (meta,), flat)
+    for a, b, c in zip(o_k, o_r, o_f):
+        assert a.dtype == torch.float32
+        assert rel_err(a, b) <= 2e-5  # the same rounded inputs
+        assert rel_err(a, c) <= 5e-2  # the float32 inputs before rounding
+    checked = 0
+    for a, b, x in zip(g_k, g_r, x_k):
+        if a is None or b is None:
+            continue
+        checked += 1
+        assert a.dtype == x.dtype
+        assert rel_err(a, b) <= (1e-2 if x.dtype == torch.bfloat16 else 2e-5)
+    assert checked >= 6
+
+
+# ----------------------------------------------------------------------------------------------- the layer
+@pytest.mark.usefixtures("float64_default")
+@pytest.mark.parametrize("kw", [{}, dict(depth=1, momentum=False), dict(channelwise_alpha=True),
+                                dict(activation="silu", per_layer_gates=False)])
+def test_layer_triton_equals_scan(interp, kw):
+    """NeuralMemory with impl='triton' and impl='scan': same outputs and parameter gradients (head_dim 16, a
+    partial last chunk)."""
+    x = torch.randn(1, 21, 32)
+    results = []
+    for impl in ("scan", "triton"):
+        torch.manual_seed(0)
+        mem = NeuralMemory(32, MemoryConfig(num_heads=2, chunk_size=16, impl=impl, **kw))
+        with torch.no_grad():
+            mem.gates.proj.weight.normal_(std=0.3)
+        y, state = mem(x)
+        y2, state = mem(x[:, :13], state)  # continue from a buffered partial chunk
+        (y.pow(2).sum() + y2.pow(2).sum() + state.weights[-1].sum()).backward()
+        results.append((torch.cat([y, y2], 1).detach(), {n: p.grad.clone() for n, p in mem.named_parameters()}))
+    (y0, g0), (y1, g1) = results
+    assert torch.allclose(y0, y1, atol=1e-11)
+    assert set(g0) == set(g1)
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-9, rtol=1e-9), name
+
+
+# ----------------------------------------------------------------------------------------------- dispatch
+def _scan_node_class(y):
+    node, seen = y.grad_fn, set()
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        cls = getattr(node, "_forward_cls", None)
+        if cls in (MemoryScan, op.TritonMemoryScan):
+            return cls
+        stack.extend(n for n, _ in node.next_functions)
+    return None
+
+
+def test_auto_backend_keeps_the_torch_scan_on_cpu(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # even with the interpreter on, "auto" only picks Triton on CUDA
+    y, _, _ = run(problem(N=1, T=16, depth=1), "auto")
+    assert _scan_node_class(y) is MemoryScan
+
+
+def test_explicit_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match=r"impl='triton' needs CUDA tensors .* or TRITON_INTERPRET=1") as err:
+        run(problem(N=1, T=16, depth=1), "triton")
+    assert "\n" not in str(err.value)
+    mem = NeuralMemory(32, MemoryConfig(num_heads=2, chunk_size=16, impl="triton"))
+    with pytest.raises(RuntimeError, match="impl='scan' on this device"):
+        mem(torch.randn(1, 16, 32))
+
+
+def test_explicit_triton_falls_back_for_uncovered_configs(interp):
+    """chunk 8 and depth 3 are not covered: the torch scan runs them, with a warning naming the reason."""
+    op._WARNED.clear()
+    for kw, why in ((dict(chunk=8), "chunk_size 8"), (dict(), "depth 3")):
+        prob = problem(N=1, T=16, depth=1)
+        if why.startswith("depth"):
+            prob["W0"], prob["S0"] = prob["W0"] * 3, prob["S0"] * 3
+            prob["theta"], prob["eta"], prob["alpha"] = (prob[k] * 3 for k in ("theta", "eta", "alpha"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y, _, _ = run(prob, "triton", **kw)
+        assert any(why in str(w.message) for w in caught), [str(w.message) for w in caught]
+        assert _scan_node_class(y) is MemoryScan
+
+
+def test_triton_kernels_run_under_the_interpreter(interp):
+    y, _, _ = run(problem(N=1, T=16, depth=1), "triton")
+    assert _scan_node_class(y) is op.TritonMemoryScan
+
+
+def test_impl_triton_is_a_config_value():
+    assert MemoryConfig(impl="triton").impl == "triton"
+    assert MemoryConfig(impl="triton", compile=True).compile
+    with pytest.raises(ValueError, match="impl must be one of"):
+        MemoryConfig(impl="cuda")
+
+
+def test_compiled_kernel_module_loads_without_a_gpu(monkeypatch):
+    """The GPU copy of the kernels is decorated for the compiler even when the interpreter is on."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    import triton
+
+    assert isinstance(op._load_kernels(False).deep_bwd_kernel, triton.runtime.jit.JITFunction)
+    assert not isinstance(op._load_kernels(True).deep_bwd_kernel, triton.runtime.jit.JITFunction)
+
+
+# ----------------------------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+@pytest.mark.parametrize("depth,kw", [(1, {}), (2, {}), (2, dict(channelwise=True, act="silu"))])
+def test_gpu_compiled_kernels_equal_the_torch_scan(monkeypatch, depth, kw):
+    """Compiled kernels on CUDA, head_dim 64, 17 chunks (the last partial), float32: within 1e-4 of the torch
+    scan (both float32 on the GPU; TF32 off for the torch side)."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    channelwise = kw.pop("channelwise", False)
+    prob = problem(N=4, T=264, d=64, depth=depth, channelwise=channelwise, dtype=torch.float32, device="cuda")
+    assert_match(prob, 1e-4, group=3, **kw)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+def test_gpu_auto_dispatch_selects_triton(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("TITANS_TRITON", raising=False)
+    y, _, _ = run(problem(N=2, T=64, d=64, depth=2, dtype=torch.float32, device="cuda"), "auto")
+    assert _scan_node_class(y) is op.TritonMemoryScan
+    assert not op._AUTO_FAILED, op._AUTO_FAILED
