@@ -166,7 +166,10 @@ def main(argv=None) -> int:
     def train_full() -> bool:
         return budget is not None and writers["train"].whole_sequence_tokens >= budget
 
-    bar = make_bar(budget, writers["train"].whole_sequence_tokens, args.no_progress)
+    def train_done() -> int:  # what the bar shows
+        return min(writers["train"].whole_sequence_tokens, budget if budget is not None else math.inf)
+
+    bar = make_bar(budget, train_done(), args.no_progress)
     examples, exhausted = iter(stream), False
     while not (train_full() and val_full()):
         batch = [ex for _, ex in zip(range(ENCODE_BATCH), examples)]
@@ -187,7 +190,7 @@ def main(argv=None) -> int:
             elif target == "train" and not train_full():
                 writers["train"].add(encoding.ids)
         read += len(batch)
-        bar.update(writers["train"].whole_sequence_tokens - bar.n)
+        bar.update(train_done() - bar.n)
         bar.set_postfix(documents=f"{read:,}", validation=writers["validation"].documents, refresh=False)
         if sum(len(w.shards) for w in writers.values()) > shards_before:  # a shard was written: save our place
             checkpoints += 1
@@ -199,7 +202,11 @@ def main(argv=None) -> int:
     if budget is not None and writers["train"].total_tokens < budget:
         print(f"warning: the data set ended after {writers['train'].total_tokens:,} train tokens, fewer than the "
               f"{budget:,} asked for: a run of that length repeats them", file=sys.stderr)
-    source = {"name": args.name, "dataset_config": args.dataset_config, "data_files": args.data_files,
+    if writers["validation"].documents < args.val_documents:
+        print(f"warning: the data set holds only {writers['validation'].documents} held-out documents, not the "
+              f"{args.val_documents} asked for: raise --val-fraction for a larger validation split", file=sys.stderr)
+    source = {"name": args.name, "dataset_config": None if args.data_files else args.dataset_config,
+              "data_files": args.data_files,
               "text_field": args.text_field, "id_field": args.id_field, "documents_read": read,
               "exhausted": exhausted, "train_budget": budget}
     meta = write_meta(args.out, splits, seq_len=args.seq_len, eos_token_id=eos, vocab_size=vocab,

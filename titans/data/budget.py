@@ -10,10 +10,11 @@ Where the size of a source comes from (nothing here needs the hub):
 - FineWeb-Edu streamed from the hub: ``FINEWEB_EDU_SUBSETS``, the sizes the dataset card of
   ``HuggingFaceFW/fineweb-edu`` publishes for its configs ("a subset randomly sampled from the whole dataset of around
   10B/100B/350B gpt2 tokens"; the whole ``default`` config, about 1.3T tokens). These are GPT-2 tokens. We count one
-  Llama-2 token per GPT-2 token (``LLAMA2_TOKENS_PER_GPT2_TOKEN``): Llama-2's vocabulary (32K) is smaller than GPT-2's
-  (50K) and splits numbers into digits, so the same English text takes at least as many Llama-2 tokens, and the
-  count is a lower bound of what a subset holds (the passes an upper bound). The held-out validation documents
-  (``titans.data.split``) are taken off. For the exact count, prepare shards;
+  Llama-2 token per GPT-2 token (``LLAMA2_TOKENS_PER_GPT2_TOKEN``), an assumption not measured here (no GPT-2
+  tokenizer offline): Llama-2's vocabulary (32K) is smaller than GPT-2's (50K) and splits numbers into digits, so the
+  same English text should take at least as many Llama-2 tokens, which makes the count a lower bound of what a subset
+  holds (the passes an upper bound). The held-out validation documents (``titans.data.split``) are taken off. For
+  the exact count, prepare shards;
 - any other source (local files): unknown; the run says so and checks nothing.
 """
 
@@ -30,7 +31,7 @@ FINEWEB_EDU_SUBSETS: dict[str, float] = {
     "sample-350BT": 350e9,
     "default": 1.3e12,
 }
-#: Llama-2 tokens counted per GPT-2 token of the card (a lower bound, see the module docstring)
+#: Llama-2 tokens counted per GPT-2 token of the card (assumed; see the module docstring)
 LLAMA2_TOKENS_PER_GPT2_TOKEN = 1.0
 
 
@@ -90,12 +91,13 @@ def check_budget(budget: TokenBudget, allow_repeat: bool, log: logging.Logger) -
         log.info("data: %s: passes not checked (prepare shards with scripts/prepare_lm_data.py for an exact count)",
                  budget.describe())
         return None
-    log.info("data: %s", budget.describe())
-    if passes > 1:
-        message = f"{budget.describe()}: the run repeats its training data; {budget.remedy}"
-        if not allow_repeat:
-            raise ValueError(f"{message}, or set data.allow_repeat=true to train on repeated data")
-        log.warning("%s (data.allow_repeat=false makes this an error)", message)
+    if passes <= 1:
+        log.info("data: %s", budget.describe())
+        return passes
+    message = f"{budget.describe()}: the run repeats its training data; {budget.remedy}"
+    if not allow_repeat:
+        raise ValueError(f"{message}, or set data.allow_repeat=true to train on repeated data")
+    log.warning("data: %s (data.allow_repeat=false makes this an error)", message)
     return passes
 
 
