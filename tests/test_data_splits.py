@@ -107,6 +107,18 @@ def test_streaming_validates_on_the_same_documents_as_the_shards_for_every_seed(
         assert torch.equal(torch.stack([w["input_ids"] for w in streaming.val_set]), shard_windows)
 
 
+def test_the_script_the_module_and_the_config_hold_out_the_same_documents_by_default():
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    args = load_prepare_script().parse_args(["--out", "x"])
+    module = inspect.signature(FineWebEduDataModule).parameters
+    config = OmegaConf.load(REPO_ROOT / "configs" / "data" / "fineweb_edu.yaml")
+    for key in ("val_fraction", "val_documents", "id_field"):
+        assert getattr(args, key) == module[key].default == config[key], key
+
+
 def test_streaming_training_never_reads_a_held_out_document(standin):
     docs, files = standin
     held, train = held_out_and_train(docs)
