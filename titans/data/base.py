@@ -53,6 +53,12 @@ class TokenDataModule(L.LightningDataModule):
             kwargs["tokenizer"] = dict(self.tokenizer_config)
         return kwargs
 
+    def check_token_budget(self, train_tokens: int) -> float | None:
+        """train() calls this before fitting with the tokens the run will read (max_steps x tokens per step). A module
+        that knows the size of its training data logs the passes and warns about, or refuses, repetition
+        (FineWebEduDataModule); returns the passes, None where unknown (here)."""
+        return None
+
     # ------------------------------------------------------------------------------ distribution
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer

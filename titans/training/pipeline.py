@@ -117,6 +117,9 @@ def train(cfg: DictConfig) -> dict:
     tokens_per_step = accumulate * cfg.data.batch_size * cfg.data.seq_len * world
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
+    check_token_budget = getattr(datamodule, "check_token_budget", None)  # the passes over the training data
+    if check_token_budget is not None and trainer.max_steps > 0:
+        check_token_budget(trainer.max_steps * tokens_per_step)
 
     # What the data decides about the model (the vocabulary of its tokenizer, ...) comes from the data module; the
     # run's batch geometry from here. Hydra builds cfg.model.net (and its memory) before the LightningModule.
