@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import hydra
@@ -148,7 +149,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
-                   "global_step": int(trainer.global_step), **metrics}
+                   "global_step": int(trainer.global_step), "cpu_seconds": round(time.process_time(), 1), **metrics}
         log.info("finished: %s", summary)
         write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics
