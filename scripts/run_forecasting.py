@@ -6,7 +6,7 @@
 Each horizon is one ``python train.py experiment=NAME data.horizon=H`` (one CPU thread, a subprocess, ``--jobs``
 of them at a time); the file ``experiments/results/timeseries/NAME.json`` holds, per horizon, the test MSE/MAE
 of the checkpoint with the best validation MSE, that validation MSE, the epochs trained, wall and CPU seconds
-(user + system of the job), and the averages over the horizons, with the command, date and git commit.
+(the job's process time, from its metrics.json), and the averages over the horizons, with the command, date and git commit.
 """
 
 from __future__ import annotations

@@ -198,5 +198,5 @@ def test_offline_pretrain_then_finetune_writes_the_accuracy(tmp_path):
     assert record["suite"] == "genomics" and record["pretrain"]["global_step"] == 4
     task = record["tasks"]["planted_motifs"]
     assert 0.0 <= task["test/acc"] <= 1.0 and task["global_step"] == 4
-    log = (tmp_path / "logs").glob("*/planted_motifs/job.log")
+    log = (tmp_path / "logs").glob("*/planted_motifs/genomics_planted_motifs.log")  # the run's Hydra log
     assert "initialised the model's weights from" in next(log).read_text()
