@@ -162,10 +162,10 @@ def test_saved_directories_load_and_generate_without_titans(tmp_path, single_thr
 
 @pytest.mark.slow
 def test_stock_lm_eval_hf_model_scores_like_the_titans_model(tmp_path, single_thread):
-    """`lm_eval run --model hf --model_args pretrained=DIR,trust_remote_code=True`, run without titans, gives the
-    loglikelihoods, choices and generations of our `titans` model on the local offline tasks."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    """`lm_eval run --model hf --model_args pretrained=DIR,trust_remote_code=True`, run without titans on the local
+    offline tasks, gives the loglikelihoods (and greedy flags) and generations our `titans` model gives for the same
+    requests."""
+    from lm_eval.api.instance import Instance
 
     from titans.eval import TitansLM
     from titans.eval.local_tasks import write_local_tasks
@@ -175,29 +175,25 @@ def test_stock_lm_eval_hf_model_scores_like_the_titans_model(tmp_path, single_th
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     write_local_tasks(tmp_path / "tasks")
-    tasks = ["titans_local_loglikelihood", "titans_local_multiple_choice", "titans_local_generate"]
-
+    tasks = {"titans_local_loglikelihood": "loglikelihood", "titans_local_multiple_choice": "loglikelihood",
+             "titans_local_generate": "generate_until"}
     run_without_titans(LM_EVAL_CLI, [
         "run", "--model", "hf", "--model_args", f"pretrained={tmp_path / 'model'},trust_remote_code=True,dtype=float32",
         "--tasks", ",".join(tasks), "--include_path", str(tmp_path / "tasks"), "--device", "cpu", "--batch_size", "1",
         "--output_path", str(tmp_path / "out"), "--log_samples"], tmp_path)
-    ours = lm_eval.simple_evaluate(model=TitansLM(pretrained=str(tmp_path / "model"), device="cpu"), tasks=tasks,
-                                   log_samples=True, task_manager=TaskManager(include_path=str(tmp_path / "tasks")))
-    for task in tasks:
+
+    ours = TitansLM(pretrained=model, tokenizer=tokenizer, device="cpu")
+    for task, kind in tasks.items():
         (samples_file,) = (tmp_path / "out").rglob(f"samples_{task}_*.jsonl")
-        stock = {s["doc_id"]: s["resps"] for s in map(json.loads, samples_file.read_text().splitlines())}
-        mine = {s["doc_id"]: s["resps"] for s in ours["samples"][task]}
-        assert stock.keys() == mine.keys() and len(stock) >= 2, task
-        for doc_id, responses in mine.items():
-            flat_stock, flat_mine = _flatten(stock[doc_id]), _flatten(responses)
-            assert len(flat_stock) == len(flat_mine), (task, doc_id)
-            for a, b in zip(flat_stock, flat_mine):
-                if task == "titans_local_generate":
-                    assert a == b, (task, doc_id)
-                else:  # (loglikelihood, is_greedy), the stock CLI writes them as strings
-                    assert float(a[0]) == pytest.approx(b[0], abs=1e-4) and a[1] == str(b[1]), (task, doc_id)
-
-
-def _flatten(responses):
-    """lm-eval's resps: one list per request, each with one response."""
-    return [r[0] for r in responses]
+        samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+        assert len(samples) >= 2, task
+        requests, stock = [], []
+        for sample in samples:  # one request per choice; the CLI writes each response as strings
+            for args, response in zip(sample["arguments"].values(), sample["resps"]):
+                requests.append(Instance(kind, sample["doc"], (args["arg_0"], args["arg_1"]), len(requests)))
+                stock.append(response[0])
+        if kind == "loglikelihood":
+            for (logprob, greedy), (stock_logprob, stock_greedy) in zip(ours.loglikelihood(requests), stock):
+                assert logprob == pytest.approx(float(stock_logprob), abs=1e-4) and str(greedy) == stock_greedy
+        else:
+            assert ours.generate_until(requests) == stock

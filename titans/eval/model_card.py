@@ -147,6 +147,20 @@ def _training(summary: dict) -> str:
     return _table(rows)
 
 
+def _lm_eval_table(results: dict) -> str | None:
+    """lm-eval's per-task metrics (``results["lm_eval"]``, as eval.py stores them) as a markdown table."""
+    tasks = results.get("lm_eval") if isinstance(results, dict) else None
+    if not isinstance(tasks, dict) or not tasks:
+        return None
+    rows = ["| task | metric | value |", "|---|---|---:|"]
+    for task, metrics in tasks.items():
+        for key, value in (metrics if isinstance(metrics, dict) else {}).items():
+            metric, _, filter_name = key.partition(",")
+            if filter_name and "stderr" not in metric and isinstance(value, (int, float)):
+                rows.append(f"| {task} | {metric} | {value:.4g} |")
+    return "\n".join(rows) if len(rows) > 2 else None
+
+
 def _evaluation(results: list[Path]) -> str:
     if not results:
         return ("No evaluation results were given. Evaluate the checkpoint (`python eval.py ckpt=CHECKPOINT "
@@ -154,8 +168,9 @@ def _evaluation(results: list[Path]) -> str:
     parts = []
     for path in results:
         record = read_record(path)
-        tables = [t for t in (record.get("tables") or {}).values() if t]
-        body = "\n\n".join(tables) if tables else "```json\n" + json.dumps(record["results"], indent=1)[:3000] + "\n```"
+        tables = [t for t in (record.get("tables") or {}).values() if t] or [_lm_eval_table(record["results"])]
+        body = ("\n\n".join(t for t in tables if t) if any(tables)
+                else "```json\n" + json.dumps(record["results"], indent=1)[:3000] + "\n```")
         parts.append(f"### {record['suite']} ({record.get('created_utc', '')}, `{path.name}`)\n\n{body}")
     return "\n\n".join(parts)
 
@@ -206,7 +221,7 @@ The directory holds the model's code (`titans_*.py`, generated from the titans p
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 model = AutoModelForCausalLM.from_pretrained("{name}", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{name}")
+tokenizer = AutoTokenizer.from_pretrained("{name}", trust_remote_code=True)  # it reads config.json too
 ids = tokenizer("The sky is", return_tensors="pt").input_ids
 print(tokenizer.decode(model.generate(ids, max_new_tokens=20, do_sample=False)[0]))
 ```
@@ -222,10 +237,12 @@ lm-eval's own `hf` model (with `accelerate` installed):
 lm_eval run --model hf --model_args pretrained={name},trust_remote_code=True,dtype=float32 --tasks piqa
 ```
 
-It scores inputs up to {config.max_position_embeddings:,} tokens (the training length) and cuts longer ones on the
-left. The titans package's lm-eval model `titans` (`python -m titans.eval.lm_eval_cli run --model titans
---model_args pretrained={name} ...`) scores longer inputs with rolling windows of the training length instead; on
-inputs that fit, both give the same log-likelihoods.
+It feeds the model at most {config.max_position_embeddings:,} tokens (the training length; `max_length=` in
+`--model_args` changes that), cutting contexts on the left, and gives the same log-likelihoods and generations as
+the titans package's lm-eval model `titans` (`python -m titans.eval.lm_eval_cli run --model titans --model_args
+pretrained={name} ...`). Use `titans` where `hf` cannot go: continuations longer than `max_length` (`hf` refuses
+them; `titans` scores them in rolling windows) and batched generation (`hf` left-pads the prompts of a batch, which
+the model refuses, so run generation tasks with `--batch_size 1`; `titans` batches prompts of equal length).
 """
 
 
