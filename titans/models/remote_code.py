@@ -18,6 +18,10 @@ Stand-ins (``STANDINS``) replace the two reachable modules that cannot be bundle
 of the memory scan (they need the triton package; the bundle runs the torch scan, which computes the same values)
 and this module (a model loaded from bundled code is saved by transformers itself, which copies that code).
 
+transformers loads the config class and the model class each into a directory of its own (named after a hash of the
+files that class's module reaches), so a loaded config holds the MemoryConfig of one copy of titans_memory_config and
+the model builds its memory with the other copy's: ``NeuralMemory`` accepts a MemoryConfig of either.
+
 Nothing generated is kept in the repository; tests/test_models_remote_code.py checks that the bundle is the
 sources line for line and that transformers finds every file of it.
 """
