@@ -1,10 +1,12 @@
-"""Print the paper's Table 1 (LM + common-sense) and Table 2 (S-NIAH) beside our numbers.
+"""Print the paper's Table 1 (LM + common-sense), Table 2 (S-NIAH), Table 3 (forecasting) and Table 4 (genomics)
+beside our numbers.
 
 Our rows come from result JSONs written by eval.py, or from checkpoints that this script
 evaluates first (Table 1 = suite table1, which needs the Hugging Face Hub; Table 2 = suite niah,
 offline):
 
     python scripts/reproduce_table.py --results experiments/results/*.json
+    python scripts/reproduce_table.py --tables 3 4      # reads experiments/results/{timeseries,genomics}/*.json
     python scripts/reproduce_table.py --ckpt logs/train/runs/.../checkpoints/last.ckpt --scale 340m
     make reproduce-table ARGS="--ckpt PATH --suites niah --set suite.samples_per_cell=2"
 """
@@ -20,9 +22,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from titans.eval.paper_results import TABLE1, TABLE2, TABLE2_COLUMNS, table1_paper_row, table2_paper_row  # noqa: E402
+from titans.eval.paper_results import (  # noqa: E402
+    TABLE1,
+    TABLE2,
+    TABLE2_COLUMNS,
+    TABLE3,
+    TABLE3_MODELS,
+    TABLE4,
+    TABLE4_COLUMNS,
+    table1_paper_row,
+    table2_paper_row,
+    table4_paper_row,
+)
 from titans.eval.results import read_record  # noqa: E402
 from titans.eval.table1 import ALL_COLUMNS, format_row  # noqa: E402
+from titans.eval.task_results import read_task_record, table3_entry, table4_entry  # noqa: E402
 
 NIAH_COLUMNS = {"niah_single_1": "PK", "niah_single_2": "N", "niah_single_3": "W"}
 
@@ -36,7 +50,7 @@ def parse_args(argv=None):
                         help="extra eval.py overrides for --ckpt runs, e.g. suite.limit=100")
     parser.add_argument("--scale", default="all", choices=["all", *TABLE1],
                         help="which of the paper's Table 1 blocks to print (default all)")
-    parser.add_argument("--tables", nargs="+", default=["1", "2"], choices=["1", "2"])
+    parser.add_argument("--tables", nargs="+", default=["1", "2", "3", "4"], choices=["1", "2", "3", "4"])
     return parser.parse_args(argv)
 
 
@@ -110,13 +124,53 @@ def print_table2(ours: dict[str, dict]) -> None:
         print(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
 
 
+def print_table3(ours: dict[str, dict[str, tuple[float, float] | None]]) -> None:
+    """One row per data set; each cell MSE / MAE averaged over the four horizons; the paper's models, then ours."""
+    names = sorted({name for rows in ours.values() for name in rows})
+    columns = [*TABLE3_MODELS, *names]
+    print("\n### Table 3 - long-horizon forecasting, MSE / MAE averaged over horizons 96/192/336/720\n")
+    print("| Dataset | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
+    for dataset, rows in TABLE3.items():
+        cells = [rows[m] for m in TABLE3_MODELS] + [ours.get(dataset, {}).get(n) for n in names]
+        print(f"| {dataset} | " + " | ".join("-" if c is None else f"{c[0]:.3f} / {c[1]:.3f}" for c in cells) + " |")
+
+
+def print_table4(ours: dict[str, dict[str, float]]) -> None:
+    print("\n### Table 4 - GenomicBenchmarks top-1 accuracy (%), paper rows then ours\n")
+    print("| Model | " + " | ".join(TABLE4_COLUMNS) + " |\n|" + "---|" * (len(TABLE4_COLUMNS) + 1))
+    for model in TABLE4:
+        row = table4_paper_row(model)
+        print(f"| {model} | " + " | ".join("-" if row[c] is None else f"{row[c]:.1f}" for c in TABLE4_COLUMNS) + " |")
+    for name, row in ours.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.1f}" if c in row else "-" for c in TABLE4_COLUMNS) + " |")
+
+
+def default_task_results() -> list[Path]:
+    results = ROOT / "experiments" / "results"
+    return sorted([*results.glob("timeseries/ts_*.json"), *results.glob("genomics/*.json")])
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     paths = [Path(p) for p in args.results]
     if args.ckpt:
         paths += evaluate_checkpoints(args.ckpt, args.suites, args.set)
+    if not args.results and ({"3", "4"} & set(args.tables)):
+        paths += default_task_results()
     table1_rows, table2_rows = {}, {}
+    table3_rows: dict[str, dict] = {}
+    table4_rows: dict[str, dict] = {}
     for path in paths:
+        task_record = read_task_record(path)
+        if task_record is not None:
+            if task_record["suite"] == "timeseries":
+                dataset, name, value = table3_entry(task_record)
+                table3_rows.setdefault(dataset, {})[name] = value
+            else:
+                name, row = table4_entry(task_record)
+                if row:  # offline records (planted motifs) have no Table 4 task
+                    table4_rows[name] = row
+            continue
         record = read_record(path)
         if "table1" in record["results"]:
             table1_rows[row_name(record)] = record["results"]["table1"]
@@ -127,6 +181,10 @@ def main(argv=None) -> None:
                       for k, v in table1_rows.items()}, args.scale)
     if "2" in args.tables:
         print_table2(table2_rows)
+    if "3" in args.tables:
+        print_table3(table3_rows)
+    if "4" in args.tables:
+        print_table4(table4_rows)
 
 
 if __name__ == "__main__":

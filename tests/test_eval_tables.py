@@ -81,3 +81,36 @@ def test_reproduce_table_prints_paper_and_our_rows(tmp_path, capsys):
     assert cells[header.index("PK 2K")] == "100.00" and cells[header.index("PK 4K")] == "50.00"
     assert cells[header.index("N 2K")] == "25.00" and cells[header.index("PK 16K")] == "-"
     assert "W 32K" in header
+
+
+def test_table3_and_table4_paper_numbers_and_our_rows(tmp_path, capsys):
+    import json
+
+    from titans.eval.paper_results import TABLE3, TABLE4, TABLE4_TASKS
+    from titans.eval.task_results import table3_entry
+
+    assert TABLE3["ETTh1"]["Simba"] == (0.441, 0.432) and TABLE3["ETTh2"]["Neural Memory"] == (0.336, 0.382)
+    assert all(len(rows) == 9 for rows in TABLE3.values()) and all(len(v) == 5 for v in TABLE4.values())
+    horizons = {str(h): {"test/mse": 0.1 * i, "test/mae": 0.2 * i} for i, h in enumerate((96, 192, 336, 720), 1)}
+    full = {"suite": "timeseries", "experiment": "ts_etth2_lmm", "horizons": horizons,
+            "average": {"test/mse": 0.25, "test/mae": 0.5}}
+    partial = {**full, "experiment": "ts_etth1_dlinear", "horizons": {"96": horizons["96"]}}
+    genomics = {"suite": "genomics", "name": "lmm_tiny",
+                "tasks": {TABLE4_TASKS["Non-TATA Promoters"]: {"test/acc": 0.9123}, "planted_motifs": {"test/acc": 1.0}}}
+    paths = []
+    for name, record in (("full", full), ("partial", partial), ("genomics", genomics)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(record))
+    assert table3_entry(partial)[2] is None  # not all four horizons: no average in the table
+
+    spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--results", *map(str, paths), "--tables", "3", "4"])
+    out = capsys.readouterr().out
+    etth2 = [line for line in out.splitlines() if line.startswith("| ETTh2 |")][0]
+    assert "| 0.336 / 0.382 | 0.361 / 0.391 |" in etth2 and etth2.endswith("| 0.250 / 0.500 |")
+    etth1 = [line for line in out.splitlines() if line.startswith("| ETTh1 |")][0]
+    assert etth1.endswith("| - | - |")  # ours: DLinear (incomplete) and ours: Neural Memory (other data set)
+    assert "| Neural Memory Module | 75.2 | 89.6 | 89.3 | 96.6 | 79.9 |" in out
+    assert "| ours: lmm_tiny | - | - | - | 91.2 | - |" in out

@@ -3,6 +3,7 @@ can be saved next to a model (`save_pretrained`) and used by lm-eval.
 
     build_tokenizer(kind="bpe", vocab_size=4096)   # byte-level BPE trained on data/shakespeare/train.txt
     build_tokenizer(kind="bytes")                  # 256 byte symbols (id = byte value) + EOS
+    build_tokenizer(kind="dna")                    # one token per nucleotide (A, C, G, T, N) + EOS, <unk>
     build_tokenizer(kind="llama2", name_or_path="meta-llama/Llama-2-7b-hf")  # the paper's 32K tokenizer,
         # or a local directory / SentencePiece `tokenizer.model` file, e.g. the bundled Mistral-7B v0.1
         # tokenizer data/tokenizers/mistral-7b-v0.1.model (32K SentencePiece, same kind as Llama-2).
@@ -29,7 +30,7 @@ from titans.errors import DataUnavailableError, first_line
 from titans.hub import require_hub
 
 EOS_TOKEN = "<|endoftext|>"
-KINDS = ("bpe", "bytes", "llama2")
+KINDS = ("bpe", "bytes", "llama2", "dna")
 DEFAULT_BPE_VOCAB_SIZE = 4096
 DEFAULT_LLAMA2 = "meta-llama/Llama-2-7b-hf"
 BUNDLED_SENTENCEPIECE = "data/tokenizers/mistral-7b-v0.1.model"
@@ -42,13 +43,14 @@ def build_tokenizer(
     train_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> PreTrainedTokenizerFast:
-    """Build the tokenizer `kind` ("bpe", "bytes" or "llama2").
+    """Build the tokenizer `kind` ("bpe", "bytes", "llama2" or "dna").
 
     bpe:    vocab_size (default 4096) byte-level BPE trained on `train_file` (default
             data/shakespeare/train.txt), cached as JSON in `cache_dir` (default data/tokenizers/) and
             retrained when the cached file for this vocab size and corpus is missing (or holds more tokens
             than vocab_size). Deterministic. A tiny corpus may yield fewer than vocab_size tokens.
     bytes:  vocab 257 (256 bytes + EOS); vocab_size, if given, must be 257.
+    dna:    character-level nucleotides, vocab 7 (EOS, <unk>, A, C, G, T, N; see titans.data.dna).
     llama2: `name_or_path` is a hub name (default meta-llama/Llama-2-7b-hf), a local tokenizer directory,
             or a SentencePiece .model file. Offline / unreachable hub -> DataUnavailableError (one line).
     """
@@ -59,6 +61,10 @@ def build_tokenizer(
         tok = _bytes()
     elif kind == "llama2":
         tok = _llama2(name_or_path or DEFAULT_LLAMA2)
+    elif kind == "dna":
+        from titans.data.dna import dna_tokenizer
+
+        tok = dna_tokenizer()
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}: use one of {', '.join(KINDS)}")
     if kind != "bpe" and vocab_size is not None and vocab_size != len(tok):

@@ -4,6 +4,9 @@ TABLE1[scale][model] lists, in order, the columns of ``table1.ALL_COLUMNS``: Wik
 LMB acc, PIQA, Hella acc_n, Wino, ARC-e, ARC-c acc_n, SIQA, BoolQ, Avg.
 TABLE2[model] lists S-NIAH accuracy (%) for PK, N, W at 2K, 4K, 8K, 16K (``TABLE2_COLUMNS``);
 None where the paper's value could not be recovered. "∗" marks hybrid models, as in the paper.
+TABLE3[dataset][model] is (MSE, MAE) of long-horizon forecasting averaged over the horizons 96/192/336/720
+(v1 Table 3, NeurIPS Table 7; "Neural Memory" is Simba with the LMM in place of Mamba).
+TABLE4[model] lists GenomicBenchmarks top-1 accuracy (%) per task (``TABLE4_COLUMNS``; None = "–" in the paper).
 """
 
 from __future__ import annotations
@@ -92,3 +95,50 @@ def table1_paper_row(scale: str, model: str) -> dict[str, float]:
 
 def table2_paper_row(model: str) -> dict[str, float | None]:
     return dict(zip(TABLE2_COLUMNS, TABLE2[model]))
+
+
+TABLE3_DATASETS = ["ETTm1", "ETTm2", "ETTh1", "ETTh2", "ECL", "Traffic", "Weather"]
+TABLE3_MODELS = ["Neural Memory", "Simba", "iTransformer", "RLinear", "PatchTST", "Crossformer", "TiDE", "TimesNet",
+                 "DLinear"]
+_TABLE3_ROWS = {  # per data set: (MSE, MAE) of each model in TABLE3_MODELS order
+    "ETTm1": [0.358, 0.387, 0.383, 0.396, 0.407, 0.410, 0.414, 0.407, 0.387, 0.400, 0.513, 0.496, 0.419, 0.419,
+              0.400, 0.406, 0.403, 0.407],
+    "ETTm2": [0.261, 0.309, 0.271, 0.327, 0.288, 0.332, 0.286, 0.327, 0.281, 0.326, 0.757, 0.610, 0.358, 0.404,
+              0.291, 0.333, 0.350, 0.401],
+    "ETTh1": [0.420, 0.421, 0.441, 0.432, 0.454, 0.447, 0.446, 0.434, 0.469, 0.454, 0.529, 0.522, 0.541, 0.507,
+              0.458, 0.450, 0.456, 0.452],
+    "ETTh2": [0.336, 0.382, 0.361, 0.391, 0.383, 0.407, 0.374, 0.398, 0.387, 0.407, 0.942, 0.684, 0.611, 0.550,
+              0.414, 0.427, 0.559, 0.515],
+    "ECL": [0.162, 0.261, 0.169, 0.274, 0.178, 0.270, 0.219, 0.298, 0.205, 0.290, 0.244, 0.334, 0.251, 0.344,
+            0.192, 0.295, 0.212, 0.300],
+    "Traffic": [0.415, 0.289, 0.493, 0.291, 0.428, 0.282, 0.626, 0.378, 0.481, 0.304, 0.550, 0.304, 0.760, 0.473,
+                0.620, 0.336, 0.625, 0.383],
+    "Weather": [0.231, 0.265, 0.255, 0.280, 0.258, 0.278, 0.272, 0.291, 0.259, 0.281, 0.259, 0.315, 0.271, 0.320,
+                0.259, 0.287, 0.265, 0.317],
+}
+TABLE3 = {dataset: {model: (row[2 * i], row[2 * i + 1]) for i, model in enumerate(TABLE3_MODELS)}
+          for dataset, row in _TABLE3_ROWS.items()}
+
+TABLE4_COLUMNS = ["Enhancer Cohn", "Enhancer Ens", "Human Reg.", "Non-TATA Promoters", "Human OCR Ens."]
+#: the GenomicBenchmarks task behind each column of Table 4
+TABLE4_TASKS = dict(zip(TABLE4_COLUMNS, ["human_enhancers_cohn", "human_enhancers_ensembl", "human_ensembl_regulatory",
+                                         "human_nontata_promoters", "human_ocr_ensembl"]))
+TABLE4 = {
+    "CNN": [69.5, 68.9, 93.3, 84.6, 68.0],
+    "DNABERT": [74.0, 85.7, 88.1, 85.6, 75.1],
+    "GPT": [70.5, 83.5, 91.5, 87.7, 73.0],
+    "HyenaDNA": [74.2, 89.2, 93.8, 96.6, 80.9],
+    "Transformer++": [73.4, 89.5, 89.9, 94.4, 79.5],
+    "Mamba": [73.0, None, None, 96.6, None],
+    "Based": [74.6, 89.5, 89.5, 96.8, 79.0],
+    "Neural Memory Module": [75.2, 89.6, 89.3, 96.6, 79.9],
+}
+
+
+def table3_paper_row(dataset: str, model: str) -> tuple[float, float]:
+    """(MSE, MAE) of ``model`` on ``dataset``, averaged over the four horizons."""
+    return TABLE3[dataset][model]
+
+
+def table4_paper_row(model: str) -> dict[str, float | None]:
+    return dict(zip(TABLE4_COLUMNS, TABLE4[model]))

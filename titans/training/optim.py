@@ -38,3 +38,15 @@ def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, min_lr_ra
         return 1.0
     progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer_and_schedule(net: nn.Module, optimizer: dict, scheduler: dict, total_steps: int) -> dict:
+    """AdamW over ``parameter_groups(net)`` and the per-step cosine schedule with ``scheduler.warmup_steps``, as
+    Lightning's ``configure_optimizers`` returns them (the forecasting and classification modules use it)."""
+    adamw = torch.optim.AdamW(parameter_groups(net, optimizer.get("weight_decay", 0.1)), lr=optimizer["lr"],
+                              betas=tuple(optimizer.get("betas", (0.9, 0.95))), eps=optimizer.get("eps", 1e-8))
+    warmup = min(int(scheduler.get("warmup_steps") or 0), total_steps)
+    min_ratio = float(scheduler.get("min_lr_ratio", 0.1))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        adamw, lambda step: cosine_with_warmup(step, warmup, total_steps, min_ratio))
+    return {"optimizer": adamw, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -113,9 +113,10 @@ def train(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     world = world_size_of(trainer)
-    accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, cfg.data.seq_len, world)
+    seq_len = int(cfg.data.get("seq_len") or 1)  # samples that are no token sequences (forecast windows) count 1
+    accumulate = gradient_accumulation(cfg.get("global_batch_tokens"), cfg.data.batch_size, seq_len, world)
     trainer.accumulate_grad_batches = accumulate
-    tokens_per_step = accumulate * cfg.data.batch_size * cfg.data.seq_len * world
+    tokens_per_step = accumulate * cfg.data.batch_size * seq_len * world
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
     check_token_budget = getattr(datamodule, "check_token_budget", None)  # the passes over the training data
@@ -127,16 +128,19 @@ def train(cfg: DictConfig) -> dict:
     model: L.LightningModule = instantiate(
         cfg.model, **datamodule.model_kwargs(cfg.model), tokens_per_step=tokens_per_step, _convert_="all")
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
-             tokens_per_step, cfg.data.batch_size, cfg.data.seq_len, world, accumulate)
+             tokens_per_step, cfg.data.batch_size, seq_len, world, accumulate)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
     if ckpt_path:
-        check_resume_checkpoint(ckpt_path, model.net.config.to_dict(), bool(cfg.get("allow_config_change", False)))
+        net_config = getattr(model.net, "config", None)  # TitansConfig; task networks are checked by Lightning
+        if net_config is not None:
+            check_resume_checkpoint(ckpt_path, net_config.to_dict(), bool(cfg.get("allow_config_change", False)))
         log.info("resuming from %s", ckpt_path)
         if init_from:
             log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
     elif init_from:
-        loaded = load_pretrained_weights(model.net, init_from, tokenizer)
+        # a module whose network wraps a pretrained one (a classifier around a language model) names it
+        loaded = load_pretrained_weights(getattr(model, "pretrained_net", model.net), init_from, tokenizer)
         log.info("initialised the model's weights from %s (weights only: fresh optimizer and schedule)", loaded)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -147,9 +151,19 @@ def train(cfg: DictConfig) -> dict:
         trainer.validate(model=model, datamodule=datamodule, verbose=False)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
+    test_ckpt = None
+    if cfg.get("test", False):  # the test split, with the best checkpoint by the monitored validation metric
+        checkpoint = trainer.checkpoint_callback
+        test_ckpt = (checkpoint.best_model_path if checkpoint else "") or None
+        if test_ckpt and checkpoint.best_model_score is not None:
+            metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"})
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
                    "global_step": int(trainer.global_step), "cpu_seconds": round(time.process_time(), 1), **metrics}
+        if cfg.get("test", False):
+            summary.update(test_ckpt_path=test_ckpt, epochs=int(trainer.current_epoch))
         log.info("finished: %s", summary)
         write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics

@@ -1,0 +1,42 @@
+"""Result files of the forecasting (Table 3) and genomics (Table 4) runs, and the rows they give.
+
+``experiments/results/timeseries/<experiment>.json`` (scripts/run_forecasting.py): ``suite: timeseries``,
+``experiment`` (ts_<dataset>_<model>), per-horizon ``horizons`` and their ``average`` (test/mse, test/mae).
+``experiments/results/genomics/<name>.json`` (scripts/run_genomics.py): ``suite: genomics``, ``tasks``
+(GenomicBenchmarks task -> test/acc in [0, 1] and the run that gave it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from titans.eval.paper_results import TABLE3_DATASETS, TABLE4_TASKS
+
+TASK_SUITES = ("timeseries", "genomics")
+HORIZONS = (96, 192, 336, 720)
+#: dataset part of an experiment name -> Table 3 column
+DATASET_NAMES = {name.lower(): name for name in TABLE3_DATASETS}
+MODEL_NAMES = {"lmm": "Neural Memory", "dlinear": "DLinear"}
+
+
+def read_task_record(path: str | Path) -> dict | None:
+    """The record in ``path`` when it is a forecasting or genomics result file, else None."""
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    return record if isinstance(record, dict) and record.get("suite") in TASK_SUITES else None
+
+
+def table3_entry(record: dict) -> tuple[str, str, tuple[float, float] | None]:
+    """(dataset, row name, (MSE, MAE) averaged over the four horizons, or None unless all four ran)."""
+    _, dataset, model = record["experiment"].split("_", 2)
+    average = record.get("average")
+    complete = set(record.get("horizons", {})) == {str(h) for h in HORIZONS}
+    value = (average["test/mse"], average["test/mae"]) if average and complete else None
+    return DATASET_NAMES.get(dataset, dataset), f"ours: {MODEL_NAMES.get(model, model)}", value
+
+
+def table4_entry(record: dict) -> tuple[str, dict[str, float]]:
+    """(row name, Table 4 column -> top-1 accuracy in %) of a genomics record."""
+    by_task = {task: entry["test/acc"] for task, entry in record["tasks"].items() if "test/acc" in entry}
+    row = {column: 100 * by_task[task] for column, task in TABLE4_TASKS.items() if task in by_task}
+    return f"ours: {record.get('name', record.get('model', 'genomics'))}", row
