@@ -64,3 +64,22 @@ def babilong_plot(rows: list[dict], path: str | Path, title: str | None = None) 
     if title:
         ax.set_title(title)
     return _save(plt, fig, path)
+
+
+def perplexity_plot(results: dict, path: str | Path, title: str | None = None) -> Path:
+    """Perplexity against the window length (left) and against the position in the longest windows (right)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    lengths = results["lengths"]
+    left.plot(lengths, [results["by_length"][str(n)] for n in lengths], marker="o")
+    left.set_xscale("log", base=2)
+    left.set_xticks(lengths, [length_label(n) for n in lengths])
+    left.set_xlabel("sequence length (tokens)")
+    left.set_ylabel("perplexity")
+    ranges = [tuple(int(x) for x in key.split("-")) for key in results["by_position"]]
+    right.plot([(a + b) / 2 for a, b in ranges], list(results["by_position"].values()), marker="o")
+    right.set_xlabel(f"position in {length_label(lengths[-1])}-token windows")
+    right.set_ylabel("perplexity")
+    if title:
+        fig.suptitle(title)
+    return _save(plt, fig, path)
