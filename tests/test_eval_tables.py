@@ -68,11 +68,12 @@ def test_reproduce_table_prints_paper_and_our_rows(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--results", *map(str, paths), "--scale", "760m"])
+    module.main(["--results", *map(str, paths), "--scale", "760m", "--tables", "1", "2", "--no-write"])
     out = capsys.readouterr().out
     assert "| Titans (MAC) | 19.93 | 20.12 | 39.62 |" in out  # a paper row
-    ours = [line for line in out.splitlines() if line.startswith("| ours: mac")]
-    assert ours[0].startswith("| ours: mac") and "| 31.50 | 40.00 | 30.00 |" in ours[0]
+    ours = [line for line in out.splitlines() if line.startswith("| ↳ ours: Titans (MAC) [custom shape")]
+    assert len(ours) == 2 and "| 31.50 | 40.00 | 30.00 |" in ours[0]
+
     def cells_of(line):
         return [c.strip() for c in line.strip().strip("|").split("|")]
 
