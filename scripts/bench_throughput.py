@@ -7,7 +7,8 @@ best of --repeats after one warm-up step of the same shape:
     length          tokens/s against the sequence length at --batch sequences per step;
     batch_x_length  a fixed number of tokens per step (--tokens) as batch x length (16 x 1K, ..., 1 x 16K), the
                     paper's x-axis;
-    depth           Titans (LMM) with a memory of depth 1-4 against the sequence length (Figure 8).
+    depth           Titans (LMM) with a memory of depth 1-4 against the sequence length (Figure 8); the rest of the
+                    model is the same at every depth (no parameter matching).
 
 Models: Transformer++ (transformer), SWA, the linear-memory baselines (DeltaNet, Gated DeltaNet, TTT from the same
 memory code), Titans LMM, MAC, MAG and MAL, all of one size (parameters matched through the SwiGLU width). MAC's
@@ -89,7 +90,10 @@ def build(args, model: str, depth: int | None):
     kwargs = dict(segment_len=args.segment_len, window=args.window)
     if model not in ATTENTION_VARIANTS:
         kwargs["memory"] = dict(compile=args.compile, **({"depth": depth} if depth else {}))
-    return build_causal_lm(model, args.size, vocab_size=args.vocab, **kwargs).to(args.device)
+    # the depth sweep keeps everything but the memory as it is (the SwiGLU of the default LMM): its cost is the
+    # memory's; the other sweeps match every model to the Transformer++ parameter count
+    match = depth is None
+    return build_causal_lm(model, args.size, vocab_size=args.vocab, match_params=match, **kwargs).to(args.device)
 
 
 def measure(args, job: dict) -> list[dict]:

@@ -43,7 +43,8 @@ LMM_ROWS = list(ablate.ROWS)  # full, linear_memory, no_momentum, no_weight_deca
 OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], "transformer": ["model=transformer"],
               "swa": ["model=swa"], "deltanet": ["model=deltanet"], "gated_deltanet": ["model=gated_deltanet"],
               "ttt": ["model=ttt"], "depth3": ["model=lmm", "model.net.memory.depth=3"],
-              "depth4": ["model=lmm", "model.net.memory.depth=4"]}
+              # at the tiny width a depth-4 memory alone exceeds the Transformer++ parameter count: not matched
+              "depth4": ["model=lmm", "model.net.memory.depth=4", "+model.net.match_params=false"]}
 ROWS = LMM_ROWS + list(OTHER_ROWS)
 DEFAULT_ROWS = LMM_ROWS + ["mac", "mag", "mal", "transformer", "depth3", "depth4"]
 FINETUNE_FROM = "mac"
