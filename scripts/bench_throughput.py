@@ -177,6 +177,9 @@ def markdown(record: dict) -> str:
     lines = [f"# Training throughput (tokens/s): {record['device']}, size {record['settings']['size']}, "
              f"{record['settings']['dtype']}, {record['settings']['threads']} thread(s), "
              f"{record['created_utc'][:10]}, commit {str(record['git_commit'])[:7]}"]
+    if record.get("load_average_before"):
+        lines.append(f"\n1-minute load average {record['load_average_before'][0]:.1f} before, "
+                     f"{record.get('load_average_after', [float('nan')])[0]:.1f} after")
     for sweep in record["settings"]["sweeps"]:
         rows = [r for r in record["results"] if r["sweep"] == sweep]
         if not rows:
@@ -211,7 +214,7 @@ def main(argv=None) -> int:
               "git_commit": commit, "git_dirty": dirty, "device": device_name(args.device),
               "allocator": "glibc malloc" if not args.device.startswith("cuda") else "PyTorch CUDA caching allocator",
               "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "output_dir")},
-              "results": []}
+              "load_average_before": list(os.getloadavg()), "results": []}
     for job in jobs(args):
         rows = run_job(args, job)
         record["results"] += rows
@@ -219,6 +222,7 @@ def main(argv=None) -> int:
                          for r in rows)
         print(f"[throughput] {job['sweep']} {job['model']}{' depth ' + str(job['depth']) if job['depth'] else ''}: "
               f"{done}", flush=True)
+    record["load_average_after"] = list(os.getloadavg())  # other processes on a shared machine skew CPU timings
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if args.device.startswith("cuda") else "cpu"

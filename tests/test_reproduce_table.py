@@ -269,3 +269,33 @@ def test_records_of_one_checkpoint_are_one_run(results):
     assert set(runs["mac400.ckpt"].records) == {"table1", "niah"}
     assert runs["mac400.ckpt"].scale == "400m, 7.3M params, 15.0B tokens"
     assert any(d.get("kind") == "throughput" for d in inputs.documents)
+
+
+def test_a_result_file_records_how_far_its_checkpoint_trained(tmp_path):
+    import torch
+
+    from titans.eval.results import describe_checkpoint
+
+    path = tmp_path / "last.ckpt"
+    torch.save({"global_step": 7, "hyper_parameters": {"tokens_per_step": 2048, "model_config": {}},
+                "state_dict": {}}, path)
+    assert describe_checkpoint(path) == {"path": str(path.resolve()), "kind": "lightning", "global_step": 7,
+                                         "train_tokens": 14336}
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint")
+    assert describe_checkpoint(tmp_path / "broken.ckpt")["kind"] == "lightning"  # written whatever the file holds
+
+
+def test_blocks_take_any_cells_our_rows_averaged():
+    from titans.eval.report import Block, OurRow, average_rows, place, render_block
+
+    rows = average_rows([OurRow("Model A", {"x": (0.25, 0.5), "y": 2.0}, "tiny"),
+                         OurRow("Model A", {"x": (0.75, 1.0), "y": 4.0}, "tiny"),
+                         OurRow("Model C", {"x": (0.1, 0.2)}, "tiny")])
+    block = Block("T", ["x", "y"], {"Model A": {"x": (0.1, 0.2), "y": 1.0}, "Model B∗ [v1]": {"x": None, "y": 3.0}},
+                  reproducible={"Model B"}, decimals=3)
+    place([block], rows)
+    lines = render_block(block).splitlines()
+    assert lines[4] == "| Model A | 0.100 / 0.200 | 1.000 |"
+    assert lines[5] == "| ↳ ours: Model A [tiny; ?; commit ?; mean of 2 runs] | 0.500 / 0.750 | 3.000 |"
+    assert lines[6:8] == ["| Model B∗ [v1] | - | 3.000 |", "| ↳ ours: Model B [no run] | - | - |"]
+    assert lines[8] == "| ↳ ours: Model C [tiny; ?; commit ?] | 0.100 / 0.200 | - |"  # no paper row: at the end

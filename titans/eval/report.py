@@ -224,9 +224,17 @@ class OurRow:
         return f"↳ ours: {self.model} [{'; '.join(marks)}]"
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: list):
+    """The mean of the numbers among ``values`` (None and NaN skipped); a cell of another kind (a tuple such as
+    (MSE, MAE), a string) is averaged element-wise when all are tuples of numbers, else the first is kept."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return sum(values) / len(values) if values else None
+    if not values:
+        return None
+    if all(isinstance(v, (int, float)) for v in values):
+        return sum(values) / len(values)
+    if all(isinstance(v, (tuple, list)) for v in values) and len({len(v) for v in values}) == 1:
+        return tuple(sum(parts) / len(parts) for parts in zip(*values))
+    return values[0]
 
 
 def average_rows(rows: list[OurRow]) -> list[OurRow]:
@@ -369,6 +377,8 @@ def _cell(value, decimals: int) -> str:
         return "-"
     if isinstance(value, str):
         return value
+    if isinstance(value, (tuple, list)):  # e.g. (MSE, MAE)
+        return " / ".join(_cell(v, decimals) for v in value)
     return f"{value:.{decimals}f}"
 
 
