@@ -299,3 +299,19 @@ def test_blocks_take_any_cells_our_rows_averaged():
     assert lines[5] == "| ↳ ours: Model A [tiny; ?; commit ?; mean of 2 runs] | 0.500 / 0.750 | 3.000 |"
     assert lines[6:8] == ["| Model B∗ [v1] | - | 3.000 |", "| ↳ ours: Model B [no run] | - | - |"]
     assert lines[8] == "| ↳ ours: Model C [tiny; ?; commit ?] | 0.100 / 0.200 | - |"  # no paper row: at the end
+
+
+def test_every_block_is_a_well_formed_table_without_results(tmp_path, capsys):
+    reproduce.main(["--results", str(tmp_path), "--no-write"])
+    lines = _lines(capsys.readouterr().out)
+    starts = [i for i, line in enumerate(lines) if line.startswith("| Model |")]
+    assert len(starts) == 4 + 1 + 1 + 2 + 3 + 1 + 2  # Table 1 (4 sizes), 2, 5, Figure 6 (a, b), 7 (3), 8, 9 (2)
+    for start in starts:
+        table = []
+        for line in lines[start:]:
+            if not line.startswith("|"):
+                break
+            table.append(line)
+        width = table[0].count("|")
+        assert width > 2 and table[1] == "|" + "---|" * (width - 1), table[0]
+        assert all(row.count("|") == width for row in table), table[0]

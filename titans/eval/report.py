@@ -638,8 +638,14 @@ def figure7_ours(inputs: ReportInputs) -> list[OurRow]:
     return rows
 
 
+#: the columns of a figure's blocks before any run of ours: suite=perplexity's and bench_throughput's default lengths
+FIGURE7_DEFAULT_COLUMNS = ["512", "1K", "2K", "4K", "8K", "16K"]
+THROUGHPUT_DEFAULT_COLUMNS = ["256", "512", "1K", "2K"]
+
+
 def figure7_paper(rows: list[OurRow], options: ReportOptions) -> list[Block]:
-    columns = sorted({c for r in rows for c in r.values}, key=lambda c: _length_order(f"x {c}")[1])
+    columns = sorted({c for r in rows for c in r.values}, key=lambda c: _length_order(f"x {c}")[1]) or \
+        FIGURE7_DEFAULT_COLUMNS
     blocks = [Block(f"Figure 7 ({panel}) - perplexity by sequence length", columns,
                     {m: _plot_only(columns) for m in paper.FIGURE7_MODELS}, size=size,
                     reproducible={m for m in paper.FIGURE7_MODELS if m.startswith("LMM")},
@@ -707,7 +713,7 @@ def _column_order(column: str) -> int:
 
 
 def figure8_paper(rows: list[OurRow], options: ReportOptions) -> list[Block]:
-    columns = sorted({c for r in rows for c in r.values}, key=_column_order)
+    columns = sorted({c for r in rows for c in r.values}, key=_column_order) or THROUGHPUT_DEFAULT_COLUMNS
     block = Block("Figure 8 - training tokens/s of the LMM by memory depth", columns,
                   {m: _plot_only(columns) for m in paper.FIGURE7_MODELS[:4]},
                   reproducible=set(paper.FIGURE7_MODELS[:4]), decimals=0,
@@ -726,7 +732,7 @@ def figure9_paper(rows: list[OurRow], options: ReportOptions) -> list[Block]:
                          ("batch_x_length", "Figure 9 - training tokens/s, sequence length x batch at a fixed "
                                             "number of tokens per step")):
         mine = [r for r in rows if r.group == sweep]
-        columns = sorted({c for r in mine for c in r.values}, key=_column_order)
+        columns = sorted({c for r in mine for c in r.values}, key=_column_order) or THROUGHPUT_DEFAULT_COLUMNS
         block = Block(title, columns, {m: _plot_only(columns) for m in paper.FIGURE9_MODELS},
                       reproducible={m for m in paper.FIGURE9_MODELS if m not in ("Mamba2",)}, decimals=0,
                       notes=[f"`{FIGURE_ONLY}`: a plot in the paper (hardware and sizes not stated). Ours: "
