@@ -245,10 +245,11 @@ def average_rows(rows: list[OurRow]) -> list[OurRow]:
     out = []
     for same in groups.values():
         columns = list(dict.fromkeys(c for r in same for c in r.values))
+        # runs behind the fullest cell: two seeds of one model make 2; one run per column (data sets) makes 1
+        n = max([sum(r.n for r in same if r.values.get(c) is not None) for c in columns] + [1])
         out.append(OurRow(same[0].model, {c: _mean([r.values.get(c) for r in same]) for c in columns},
                           same[0].scale, same[0].size, sorted({d for r in same for d in r.dates}),
-                          sorted({c for r in same for c in r.commits}), sum(r.n for r in same), same[0].note,
-                          same[0].group))
+                          sorted({c for r in same for c in r.commits}), n, same[0].note, same[0].group))
     return out
 
 
@@ -585,7 +586,9 @@ def figure6_paper(rows: list[OurRow], options: ReportOptions) -> list[Block]:
         notes = [f"`{FIGURE_ONLY}`: the paper gives this model's values only in its plot; `-`: no run of ours."]
         if style == "finetuned":
             rows_paper.update({m: dict(zip(paper.FIGURE6_LENGTHS, v)) for m, v in paper.FIGURE6_TEXT.items()})
-            notes.append("ARMT and GPT2 + MAC + MAL: numbers stated in the text of NeurIPS App. G.1.")
+            notes.append("ARMT and GPT2 + MAC + MAL: numbers stated in the text of NeurIPS App. G.1. Our rows here "
+                         "are records of the fine-tuned setting's prompt (suite=babilong, babilong_offline): run "
+                         "them on fine-tuned checkpoints.")
         block = Block(title, columns, rows_paper, reproducible={"Titans (MAC)"}, notes=notes, decimals=1)
         blocks.append(block)
     for block, style in zip(blocks, ("few_shot", "finetuned")):
@@ -663,11 +666,14 @@ def figure7_png(rows: list[OurRow], inputs: ReportInputs, directory: Path) -> li
     if not rows:
         return []
     plt = _pyplot()
-    scales = list(dict.fromkeys(r.scale for r in rows))
-    fig, axes = plt.subplots(1, len(scales), figsize=(5.5 * len(scales), 4), squeeze=False)
-    for ax, scale in zip(axes[0], scales):
-        _lines(ax, {r.model: r.values for r in rows if r.scale == scale}, "sequence length", "perplexity")
-        ax.set_title(f"Figure 7: {scale}", fontsize=9)
+    sizes = list(dict.fromkeys(r.size for r in rows))  # one panel per model size, as the paper's panels
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        mine = [r for r in rows if r.size == size]
+        several = len({r.scale for r in mine}) > 1  # e.g. an unmatched depth-4 memory has more parameters
+        _lines(ax, {(f"{r.model} ({r.scale})" if several else r.model): r.values for r in mine},
+               "sequence length", "perplexity")
+        ax.set_title(f"Figure 7: {mine[0].scale if not several else size or 'custom shape'}", fontsize=9)
     return [_save(plt, fig, directory / "figure7_perplexity.png")]
 
 
