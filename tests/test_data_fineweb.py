@@ -1,8 +1,8 @@
-"""FineWebEduDataModule: prepared memory-mapped shards, local streaming, and the offline failure."""
+"""FineWebEduDataModule: prepared memory-mapped shards, local streaming, and the offline failure (the held-out split,
+the passes and scripts/prepare_lm_data.py: tests/test_data_splits.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from types import SimpleNamespace
@@ -12,18 +12,11 @@ import pytest
 import torch
 
 from titans.data import DataUnavailableError, FineWebEduDataModule, ResumableSampler, build_tokenizer
-from titans.data.paths import REPO_ROOT
 from titans.data.shards import ShardWriter, read_meta, write_meta
+from titans.data.split import is_held_out
 from titans.data.tokenizers import tokenizer_fingerprint
 
 DOCS = [f"Document number {i}: " + "lorem ipsum dolor sit amet " * (i % 5 + 1) for i in range(60)]
-
-
-def load_prepare_script():
-    spec = importlib.util.spec_from_file_location("prepare_lm_data", REPO_ROOT / "scripts" / "prepare_lm_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -100,50 +93,6 @@ def test_offline_without_shards_fails_fast_with_one_line(monkeypatch, tmp_path):
     message = str(err.value)
     assert "\n" not in message
     assert "data=shakespeare" in message and "prepare_lm_data.py" in message and "offline" in message
-
-
-def test_prepare_script_writes_shards_the_datamodule_reads(jsonl, tmp_path):
-    out = tmp_path / "shards"
-    load_prepare_script().main(["--name", "json", "--data-files", str(jsonl), "--out", str(out), "--tokenizer",
-                                "bytes", "--seq-len", "64", "--val-tokens", "300", "--shard-tokens", "1000"])
-    meta = read_meta(out)
-    assert meta["tokenizer"] == {"kind": "bytes"} and meta["seq_len"] == 64
-    assert all(e["tokens"] % 64 == 0 for split in meta["splits"].values() for e in split)
-    assert len(meta["splits"]["train"]) > 1
-
-    # the shards hold exactly the EOS-joined documents: validation first, then train
-    stream = []
-    for doc in DOCS:
-        stream += list(doc.encode()) + [256]
-    val_docs = 0
-    while sum(len(d.encode()) + 1 for d in DOCS[:val_docs]) < 300:
-        val_docs += 1
-    val_len = sum(len(d.encode()) + 1 for d in DOCS[:val_docs])
-    train = np.concatenate([np.fromfile(out / e["file"], dtype=np.uint16) for e in meta["splits"]["train"]])
-    assert train.tolist() == stream[val_len: val_len + len(train)]
-
-    dm = FineWebEduDataModule(shards_dir=out, seq_len=64, batch_size=3)
-    dm.setup()
-    assert next(iter(dm.train_dataloader()))["input_ids"].shape == (3, 64)
-
-
-def test_local_streaming_source_packs_resumes_and_holds_out_validation(jsonl):
-    kwargs = dict(name="json", data_files=str(jsonl), seq_len=32, batch_size=2, tokenizer={"kind": "bytes"},
-                  val_documents=5, shuffle_buffer=16, seed=3)
-    dm = FineWebEduDataModule(**kwargs)
-    dm.setup()
-    val_stream = []
-    for doc in DOCS[:5]:
-        val_stream += list(doc.encode()) + [256]
-    assert torch.cat([w["input_ids"] for w in dm.val_set]).tolist() == val_stream[: len(dm.val_set) * 32]
-    first = list(itertools.islice(iter(dm.train_dataloader()), 6))
-    assert all(b["input_ids"].shape == (2, 32) for b in first)
-    again = list(itertools.islice(iter(FineWebEduDataModule(**kwargs).train_dataloader()), 6))
-    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, again))
-    resumed = next(iter(dm.train_dataloader(start_index=6)))
-    assert torch.equal(resumed["input_ids"], first[3]["input_ids"])
-    train_text = bytes(torch.cat([b["input_ids"].flatten() for b in first]).clamp(max=255).tolist())
-    assert b"Document number 0:" not in train_text  # validation documents are not trained on
 
 
 def test_unreachable_hub_without_shards_fails_fast(monkeypatch, tmp_path):

@@ -103,6 +103,32 @@ def test_datamodule_batches_vocab_and_resume():
     assert torch.equal(val[0]["input_ids"][0], mqar_sample(dm.spec, 5, VALIDATION, 0)["input_ids"])
 
 
+def test_short_layout_asks_the_same_pairs_right_after_them():
+    short = SPEC.short
+    assert short.gap == 0 and short.seq_len == 1 + 4 * SPEC.num_pairs and short.vocab_size == SPEC.vocab_size
+    s = mqar_sample(short, seed=3, split=TRAIN, index=0)
+    ids, labels = s["input_ids"], s["labels"]
+    pairs = _pairs(ids, short)
+    supervised = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
+    # no filler anywhere: the query pairs fill the rest of the sequence, each value after its key
+    assert supervised == list(range(short.query_start + 1, short.seq_len, 2))
+    assert all(int(labels[p]) == pairs[int(ids[p - 1])] for p in supervised)
+
+
+def test_length_warmup_covers_exactly_the_first_steps():
+    dm = MQARDataModule(seq_len=64, num_pairs=4, gap=20, num_keys=16, num_filler=4, batch_size=4, seed=5,
+                        val_samples=8, warmup_steps=2)
+    train = iter(dm.train_dataloader())
+    shapes = [next(train)["input_ids"].shape for _ in range(4)]
+    assert shapes == [(4, 17), (4, 17), (4, 64), (4, 64)]  # 2 steps of 4 samples short, then the gap layout
+    assert {tuple(b["input_ids"].shape) for b in dm.val_dataloader()} == {(4, 64)}  # validation: the target layout
+    # the stream stays a function of the sample index, so a resumed run sees what it would have seen
+    short_item = dm.train_dataloader().dataset[7]
+    assert torch.equal(short_item["input_ids"], mqar_sample(dm.spec.short, 5, TRAIN, 7)["input_ids"])
+    with pytest.raises(ValueError, match="warmup_steps"):
+        MQARDataModule(warmup_steps=-1)
+
+
 def test_tiny_training_run_reports_accuracy(tmp_path):
     """train.py with experiment=mqar_gap: no tokenizer, the model's vocabulary from the task, val/acc in
     metrics.json, a final validation when max_steps is off the validation grid."""

@@ -1,10 +1,14 @@
 """Every config composes; every paper experiment instantiates (model on the meta device, trainer, callbacks,
 loggers) and, offline, stops at the data step with the message that names the offline default."""
 
+import math
+
 import hydra
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from titans.data.budget import smallest_subset_holding
 from titans.memory import MemoryConfig
 from titans.models import nominal_params
 from titans.models.config import MEMORY_PRESETS
@@ -75,6 +79,10 @@ def test_each_experiment_holds_the_paper_recipe(variant, size, tmp_path, monkeyp
     assert (cfg.model.optimizer.weight_decay, cfg.trainer.gradient_clip_val) == (0.1, 1.0)
     assert cfg.model.scheduler.warmup_steps is None and float(cfg.model.scheduler.warmup_tokens) == 1e9
     assert cfg.model.scheduler.min_lr_ratio == 0.1
+    # FineWeb-Edu: the smallest subset that holds the run's tokens (whole optimizer steps) once; repeats refused
+    read = math.ceil(tokens / cfg.global_batch_tokens) * cfg.global_batch_tokens
+    assert cfg.data.dataset_config == smallest_subset_holding(read, cfg.data.val_fraction)
+    assert cfg.data.allow_repeat is False
     # the model as built (TitansConfig's defaults included), without its weights
     config = hydra.utils.instantiate(cfg.model.net, _target_="titans.models.build_config", match_params=False,
                                      vocab_size=32000)
@@ -82,6 +90,20 @@ def test_each_experiment_holds_the_paper_recipe(variant, size, tmp_path, monkeyp
         assert getattr(config, key) == value, key
     if config.memory is not None:
         assert config.memory.chunk_size == 16 and config.memory.num_heads == config.n_heads
+
+
+def test_every_variant_of_a_size_reads_the_same_data_and_validates_on_the_same_documents(tmp_path, monkeypatch):
+    """So that their validation perplexities compare: one data config per size, one held-out split for all."""
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    data = {}
+    for size in PAPER_SIZES:
+        for variant in PAPER_VARIANTS:
+            cfg = _compose(tmp_path, [f"experiment={variant}_{size.replace('.', '_')}"])
+            data[size, variant] = OmegaConf.to_container(cfg.data, resolve=True)
+    for size in PAPER_SIZES:
+        assert len({str(data[size, v]) for v in PAPER_VARIANTS}) == 1, size
+    split = {(d["val_fraction"], d["val_documents"], d["id_field"], d["seq_len"]) for d in data.values()}
+    assert len(split) == 1
 
 
 @pytest.mark.parametrize(

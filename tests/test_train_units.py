@@ -111,3 +111,22 @@ def test_cpu_threads_follow_the_free_cores(cores, load, env, threads, policy):
     choice = choose_cpu_threads(cores, load, env)
     assert (choice.threads, choice.wait_policy) == (threads, policy)
     assert choice.describe().startswith(f"[titans] CPU threads: {threads} ")
+
+
+def test_cpu_time_limit_stops_after_the_budget_of_cpu_time_not_wall_time(monkeypatch):
+    from types import SimpleNamespace
+
+    from titans.training import callbacks
+
+    clock = {"cpu": 100.0}
+    monkeypatch.setattr(callbacks.time, "process_time", lambda: clock["cpu"])
+    limit, trainer = callbacks.CPUTimeLimit(minutes=0.5), SimpleNamespace(should_stop=False)
+    limit.on_train_start(trainer, None)
+    clock["cpu"] += 29.0  # however long the wall clock says this took
+    limit.on_train_batch_end(trainer)
+    assert not trainer.should_stop and limit.used() == pytest.approx(29.0)
+    clock["cpu"] += 1.0
+    limit.on_train_batch_end(trainer)
+    assert trainer.should_stop
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        callbacks.CPUTimeLimit(minutes=0)

@@ -53,18 +53,29 @@ class TokenDataModule(L.LightningDataModule):
             kwargs["tokenizer"] = dict(self.tokenizer_config)
         return kwargs
 
+    def check_token_budget(self, train_tokens: int) -> float | None:
+        """train() calls this before fitting with the tokens the run will read (max_steps x tokens per step). A module
+        that knows the size of its training data logs the passes and warns about, or refuses, repetition
+        (FineWebEduDataModule); returns the passes, None where unknown (here)."""
+        return None
+
     # ------------------------------------------------------------------------------ distribution
     def _rank_and_world_size(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def train_start_index(self) -> int:
-        """Global sample index of the next training sample: 0 for a fresh run, and after a restore
-        global_step * accumulate_grad_batches * batch_size * world_size."""
+    def samples_per_step(self) -> int:
+        """Training samples per optimizer step over all devices: accumulate_grad_batches * batch_size * world_size."""
         trainer = self.trainer
         if trainer is None:
-            return 0
-        return trainer.global_step * trainer.accumulate_grad_batches * self.batch_size * trainer.world_size
+            return self.batch_size
+        return trainer.accumulate_grad_batches * self.batch_size * trainer.world_size
+
+    def train_start_index(self) -> int:
+        """Global sample index of the next training sample: 0 for a fresh run, and after a restore
+        global_step * samples_per_step()."""
+        trainer = self.trainer
+        return 0 if trainer is None else trainer.global_step * self.samples_per_step()
 
 
 class PackedLMDataModule(TokenDataModule):

@@ -3,14 +3,18 @@
 Two sources, same batches (dict(input_ids=LongTensor[B, seq_len])) and the same resume rule as
 TextDataModule:
   1. pre-tokenized memory-mapped shards written by scripts/prepare_lm_data.py (the way to train at scale);
-  2. `datasets` streaming from the hub (or from local `data_files`): the first `val_documents` documents are
-     the validation split, the rest is shuffled with a seeded buffer, tokenized and packed on the fly.
-Without shards and without hub access it fails at construction with one line naming the alternatives.
+  2. `datasets` streaming from the hub (or from local `data_files`), tokenized and packed on the fly; the training
+     documents are shuffled with a seeded buffer.
+Both hold out the same validation documents (titans.data.split: a hash of each document's id): the validation set
+is the first `val_documents` of them, training never reads any. The run's passes over its data are checked at the
+start (check_token_budget, titans.data.budget). Without shards and without hub access it fails at construction
+with one line naming the alternatives.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +23,17 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from titans.data.base import PackedLMDataModule
+from titans.data.budget import (FINEWEB_EDU_SUBSETS, TokenBudget, check_budget, format_tokens, smallest_subset_holding,
+                                subset_train_tokens)
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir, resolve_path
-from titans.data.shards import META_FILE, read_meta, shard_windows
+from titans.data.shards import META_FILE, read_meta, shard_windows, train_tokens_of
+from titans.data.split import check_val_fraction, document_key, is_held_out
 from titans.data.tokenizers import tokenizer_fingerprint
 from titans.errors import DataUnavailableError, first_line
 from titans.hub import require_hub
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "HuggingFaceFW/fineweb-edu"
 LOCAL_BUILDERS = ("json", "parquet", "text", "csv", "arrow")
@@ -39,11 +48,10 @@ def load_stream(name: str = DEFAULT_NAME, dataset_config: str | None = "sample-1
     return load_dataset(name, dataset_config, split="train", streaming=True)
 
 
-def iter_documents(name: str = DEFAULT_NAME, dataset_config: str | None = "sample-10BT",
-                   data_files=None, text_field: str = "text") -> Iterator[str]:
-    """Stream the text of each document, in the data set's order."""
-    for example in load_stream(name, dataset_config, data_files):
-        yield example[text_field]
+def split_stream(stream, split: str, val_fraction: float, id_field: str | None = "id", text_field: str = "text"):
+    """The documents of one split ("train" or "validation", titans.data.split) of a `datasets` stream, in its order."""
+    want = {"train": False, "validation": True}[split]
+    return stream.filter(lambda ex: is_held_out(document_key(ex, id_field, text_field), val_fraction) == want)
 
 
 def encode_documents(tokenizer, texts: Iterator[str], batch_size: int = 256) -> Iterator[list[int]]:
@@ -55,21 +63,22 @@ def encode_documents(tokenizer, texts: Iterator[str], batch_size: int = 256) -> 
 
 
 class StreamingPackedDataset(IterableDataset):
-    """Documents -> EOS-joined stream -> seq_len windows, endlessly (epoch e reshuffles with seed + e).
-    Yields this rank's windows (global window index g >= start_index, g % world_size == rank).
-    Resuming re-tokenizes the skipped windows; for long runs prefer prepared shards."""
+    """Training documents (the held-out ones left out) -> EOS-joined stream -> seq_len windows, endlessly (epoch e
+    reshuffles with seed + e). Yields this rank's windows (global window index g >= start_index,
+    g % world_size == rank). Resuming re-tokenizes the skipped windows; for long runs prefer prepared shards."""
 
     def __init__(self, name, dataset_config, data_files, text_field, tokenizer, seq_len, seed, shuffle_buffer,
-                 skip_documents, start_index=0, rank=0, world_size=1):
+                 val_fraction, id_field="id", start_index=0, rank=0, world_size=1):
         super().__init__()
         self.source = dict(name=name, dataset_config=dataset_config, data_files=data_files, text_field=text_field)
         self.tokenizer, self.seq_len, self.seed, self.shuffle_buffer = tokenizer, seq_len, seed, shuffle_buffer
-        self.skip_documents, self.start_index = skip_documents, start_index
+        self.val_fraction, self.id_field, self.start_index = val_fraction, id_field, start_index
         self.rank, self.world_size = rank, world_size
 
     def _texts(self, epoch: int) -> Iterator[str]:
         s = self.source
-        stream = load_stream(s["name"], s["dataset_config"], s["data_files"]).skip(self.skip_documents)
+        stream = split_stream(load_stream(s["name"], s["dataset_config"], s["data_files"]), "train",
+                              self.val_fraction, self.id_field, s["text_field"])
         stream = stream.shuffle(seed=self.seed + epoch, buffer_size=self.shuffle_buffer)
         return (example[s["text_field"]] for example in stream)
 
@@ -91,17 +100,27 @@ class StreamingPackedDataset(IterableDataset):
 
 
 class FineWebEduDataModule(PackedLMDataModule):
-    """FineWeb-Edu (or any text data set) for language modelling; see the module docstring."""
+    """FineWeb-Edu (or any text data set) for language modelling; see the module docstring.
+
+    val_fraction, val_documents, id_field: the held-out split (titans.data.split) of the streaming path; prepared
+        shards carry the split they were written with (meta.json).
+    allow_repeat: whether a run that needs more than one pass over its training data may go on (with a warning
+        that names a larger subset) or stops with that message (check_token_budget)."""
 
     def __init__(self, shards_dir: str | os.PathLike | None = None, name: str = DEFAULT_NAME,
                  dataset_config: str | None = "sample-10BT", seq_len: int = 4096,
                  batch_size: int = 8, tokenizer=None, seed: int = 0, val_batches: int | None = 50,
-                 val_documents: int = 2000, shuffle_buffer: int = 10000, text_field: str = "text",
+                 val_documents: int = 2000, val_fraction: float = 0.01, id_field: str | None = "id",
+                 allow_repeat: bool = True, shuffle_buffer: int = 10000, text_field: str = "text",
                  data_files=None, num_workers: int = 0, pin_memory: bool = False):
         explicit_dir = shards_dir is not None
         self.shards_dir = resolve_path(shards_dir) if explicit_dir else data_dir() / "fineweb-edu"
         self.name, self.dataset_config, self.data_files, self.text_field = name, dataset_config, data_files, text_field
+        if val_documents <= 0:
+            raise ValueError(f"val_documents={val_documents} must be positive (held-out documents to validate on)")
         self.val_documents, self.shuffle_buffer = val_documents, shuffle_buffer
+        self.val_fraction, self.id_field = check_val_fraction(val_fraction), id_field
+        self.allow_repeat = bool(allow_repeat)
         self.meta = None
         if (self.shards_dir / META_FILE).is_file():
             self.meta = read_meta(self.shards_dir)
@@ -134,21 +153,53 @@ class FineWebEduDataModule(PackedLMDataModule):
         require_hub(f"FineWeb-Edu ({self.name}, {self.dataset_config}) without pre-tokenized shards",
                     self._offline_alternative())
 
+    # ------------------------------------------------------------------------------ the token budget
+    def token_budget(self, train_tokens: int) -> TokenBudget:
+        """What a run of ``train_tokens`` tokens reads against what this source holds (titans.data.budget): the exact
+        count of prepared shards, the dataset card's size of a FineWeb-Edu config, or unknown (local files)."""
+        train_tokens = int(train_tokens)
+        larger = smallest_subset_holding(train_tokens, self.val_fraction)
+        if not self.streaming:
+            source = self.meta.get("source") or {}
+            fineweb = source.get("name") == DEFAULT_NAME
+            what = f"FineWeb-Edu {source.get('dataset_config')}, " if fineweb else ""
+            config = f"--dataset-config {larger} " if fineweb and larger else ""
+            remedy = (f"prepare shards that hold it (python scripts/prepare_lm_data.py {config}--max-tokens "
+                      f"{train_tokens} --out DIR, then data.shards_dir=DIR)")
+            return TokenBudget(train_tokens, train_tokens_of(self.meta),
+                               f"the prepared shards in {self.shards_dir} ({what}exact count)", remedy)
+        if self.name == DEFAULT_NAME and self.dataset_config in FINEWEB_EDU_SUBSETS:
+            available = subset_train_tokens(self.dataset_config, self.val_fraction)
+            remedy = (f"use data.dataset_config={larger} for unique tokens" if larger else
+                      "no public FineWeb-Edu subset holds it: lower train_tokens")
+            return TokenBudget(train_tokens, available,
+                               f"FineWeb-Edu {self.dataset_config} (about {format_tokens(available)} training tokens: "
+                               f"the dataset card's GPT-2 count, see titans/data/budget.py)", remedy)
+        return TokenBudget(train_tokens, None, f"{self.name} ({self.data_files or self.dataset_config})")
+
+    def check_token_budget(self, train_tokens: int) -> float | None:
+        """Log the passes a run of ``train_tokens`` tokens makes over the training data; more than one is a warning
+        that names a larger subset, or a ValueError under ``allow_repeat=False``. Needs no hub. Returns the passes."""
+        return check_budget(self.token_budget(train_tokens), self.allow_repeat, log)
+
+    # ------------------------------------------------------------------------------ splits
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is not None:
             return
         if self.streaming:
-            texts = iter_documents(self.name, self.dataset_config, self.data_files, self.text_field)
             try:
-                docs = list(encode_documents(self.tokenizer, itertools.islice(texts, self.val_documents)))
+                stream = split_stream(load_stream(self.name, self.dataset_config, self.data_files), "validation",
+                                      self.val_fraction, self.id_field, self.text_field)
+                texts = (example[self.text_field] for example in stream.take(self.val_documents))
+                docs = list(encode_documents(self.tokenizer, texts))
             except (OSError, ConnectionError) as err:  # network errors, gated or unknown data set
                 raise DataUnavailableError(f"{self.name} ({self.dataset_config}) is not available: loading it failed "
                                            f"({first_line(err)}); use {self._offline_alternative()}") from err
             tokens = pack_documents(docs, self.tokenizer.eos_token_id, dtype=token_dtype(len(self.tokenizer)))
             self.val_set = PackedWindows(tokens, self.seq_len)
             if len(self.val_set) == 0:
-                raise ValueError(f"the first {self.val_documents} documents hold fewer than seq_len={self.seq_len} "
-                                 f"tokens: raise val_documents")
+                raise ValueError(f"the {len(docs)} held-out validation documents hold fewer than seq_len="
+                                 f"{self.seq_len} tokens: raise val_documents or val_fraction")
         else:
             self.train_set = shard_windows(self.shards_dir, self.meta, "train", self.seq_len)
             self.val_set = shard_windows(self.shards_dir, self.meta, "validation", self.seq_len)
@@ -164,7 +215,7 @@ class FineWebEduDataModule(PackedLMDataModule):
         rank, world_size = self._rank_and_world_size()
         dataset = StreamingPackedDataset(
             self.name, self.dataset_config, self.data_files, self.text_field, self.tokenizer, self.seq_len,
-            self.seed, self.shuffle_buffer, skip_documents=self.val_documents,
+            self.seed, self.shuffle_buffer, val_fraction=self.val_fraction, id_field=self.id_field,
             start_index=self.train_start_index() if start_index is None else start_index,
             rank=rank, world_size=world_size,
         )
@@ -172,4 +223,4 @@ class FineWebEduDataModule(PackedLMDataModule):
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=0, pin_memory=self.pin_memory)
 
 
-__all__ = ["FineWebEduDataModule", "StreamingPackedDataset", "load_stream", "iter_documents", "encode_documents"]
+__all__ = ["FineWebEduDataModule", "StreamingPackedDataset", "encode_documents", "load_stream", "split_stream"]

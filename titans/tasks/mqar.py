@@ -87,6 +87,13 @@ class MQARSpec:
     def chance(self) -> float:
         return 1.0 / self.num_keys
 
+    @property
+    def short(self) -> "MQARSpec":
+        """The same pairs and queries with no gap and no filler: the queries follow the pairs at once
+        (1 + 2 * num_pairs + 2 * queries tokens). The length warm-up of the training stream uses it."""
+        return MQARSpec(seq_len=1 + 2 * self.num_pairs + 2 * self.queries, num_pairs=self.num_pairs,
+                        num_queries=self.num_queries, gap=0, num_keys=self.num_keys, num_filler=self.num_filler)
+
 
 def mqar_sample(spec: MQARSpec, seed: int, split: int, index: int) -> dict[str, torch.Tensor]:
     """One sequence: input_ids [seq_len] and labels [seq_len] (the value at each query's value position,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
 
 
@@ -16,6 +18,32 @@ class StopAtStep(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
         if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+class CPUTimeLimit(L.Callback):
+    """Stop after the optimizer step at which this process has used ``minutes`` of CPU time (user + system, all
+    its threads) since fitting started.
+
+    A budget that means the same on an idle machine and on one whose cores other jobs share, where Lightning's
+    ``trainer.max_time`` (wall-clock) gives a run fewer steps the busier the machine is. Like ``max_time``, the
+    run then validates the model it ends with. A resumed run counts from its own start.
+    """
+
+    def __init__(self, minutes: float) -> None:
+        if not float(minutes) > 0:
+            raise ValueError(f"CPUTimeLimit: minutes must be > 0, got {minutes}")
+        self.seconds = 60.0 * float(minutes)
+        self._started: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.process_time()
+
+    def used(self) -> float:
+        return 0.0 if self._started is None else time.process_time() - self._started
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if self.used() >= self.seconds:
             trainer.should_stop = True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import hydra
@@ -117,6 +118,9 @@ def train(cfg: DictConfig) -> dict:
     tokens_per_step = accumulate * cfg.data.batch_size * cfg.data.seq_len * world
     if cfg.get("train_tokens"):
         trainer.fit_loop.max_steps = math.ceil(float(cfg.train_tokens) / tokens_per_step)
+    check_token_budget = getattr(datamodule, "check_token_budget", None)  # the passes over the training data
+    if check_token_budget is not None and trainer.max_steps > 0:
+        check_token_budget(trainer.max_steps * tokens_per_step)
 
     # What the data decides about the model (the vocabulary of its tokenizer, ...) comes from the data module; the
     # run's batch geometry from here. Hydra builds cfg.model.net (and its memory) before the LightningModule.
@@ -145,7 +149,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}
     if trainer.is_global_zero:
         summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": ckpt_path,
-                   "global_step": int(trainer.global_step), **metrics}
+                   "global_step": int(trainer.global_step), "cpu_seconds": round(time.process_time(), 1), **metrics}
         log.info("finished: %s", summary)
         write_metrics(Path(cfg.paths.output_dir), summary)
     return metrics
