@@ -1,12 +1,14 @@
 """A checkpoint written by train.py loads on its own, converts to a Hugging Face directory, and both give
-the same logits as the trained LightningModule."""
+the same logits as the trained LightningModule; the converted directory loads without titans and has a model card."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from remote_helpers import load_and_run_without_titans
 from train_helpers import ROOT, SMALL, run_dirs, run_train
 
 
@@ -17,7 +19,26 @@ def trained_run(tmp_path_factory):
     return run_dirs(log_dir)[0]
 
 
-def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tmp_path):
+@pytest.fixture(scope="module")
+def converted(trained_run, tmp_path_factory):
+    """The run's last checkpoint converted by scripts/convert_checkpoint.py, with an eval.py result file of it."""
+    from titans.eval.loading import load_model_and_tokenizer
+    from titans.eval.model_card import find_result_files
+    from titans.eval.results import build_record, write_record
+
+    tmp, ckpt = tmp_path_factory.mktemp("converted"), trained_run / "checkpoints" / "last.ckpt"
+    model, _ = load_model_and_tokenizer(ckpt)
+    results = {"lm_eval": {"titans_local_multiple_choice": {"acc,none": 0.625, "acc_stderr,none": 0.1}}}
+    record = write_record(build_record("smoke", ckpt, {}, model, results), tmp / "results", "smoke_run")
+    write_record(build_record("smoke", tmp / "other.ckpt", {}, model, results), tmp / "results", "other")
+    assert find_result_files(ckpt, tmp / "results") == [record]  # the result files of this checkpoint only
+    out = tmp / "hf"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_checkpoint.py"), str(ckpt), str(out),
+                    "--results", str(record)], check=True, capture_output=True)
+    return {"dir": out, "record": record}
+
+
+def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, converted):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from titans.training import LitCausalLM
@@ -28,9 +49,7 @@ def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tm
     model, tokenizer = load_model_and_tokenizer(ckpt)
     assert model.config.variant == "mac" and len(tokenizer) == model.config.vocab_size
 
-    out = tmp_path / "hf"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_checkpoint.py"), str(ckpt), str(out)],
-                   check=True, capture_output=True)
+    out = converted["dir"]
     hf_model = AutoModelForCausalLM.from_pretrained(out).eval()
     hf_tok = AutoTokenizer.from_pretrained(out)
 
@@ -41,6 +60,42 @@ def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, tm
         reference = lit(ids)
         torch.testing.assert_close(model(input_ids=ids).logits, reference)
         torch.testing.assert_close(hf_model(input_ids=ids).logits, reference)
+
+
+def test_converted_directory_loads_without_titans_and_has_a_model_card(trained_run, converted, tmp_path,
+                                                                      single_thread):
+    """scripts/convert_checkpoint.py with an eval.py result file: the directory loads where titans cannot be imported
+    and generates what the package's model generates, its runtime options are the portable ones, and README.md
+    states the architecture, size, training data and tokens, the commit, the results and how to load it."""
+    from titans.eval.loading import load_model_and_tokenizer
+    from titans.eval.results import git_commit
+
+    ckpt, out = trained_run / "checkpoints" / "last.ckpt", converted["dir"]
+    model, tokenizer = load_model_and_tokenizer(ckpt)
+    config = json.loads((out / "config.json").read_text())
+    assert config["memory"]["compile"] is False and config["memory"]["impl"] == "scan"
+
+    ids = torch.tensor([tokenizer.encode("Shall I compare thee to a summer's day?")])
+    with torch.no_grad():
+        expected = model.generate(ids, max_new_tokens=8, do_sample=False)
+    loaded = load_and_run_without_titans({"run": {"dir": out, "input_ids": ids.tolist(), "max_new_tokens": 8}},
+                                         tmp_path)["run"]
+    assert torch.equal(loaded["generated"], expected)
+    torch.testing.assert_close(loaded["logits"], model(input_ids=ids).logits.detach(), rtol=1e-5, atol=1e-5)
+
+    card = (out / "README.md").read_text()
+    steps = torch.load(ckpt, weights_only=True)["global_step"]
+    n_params = sum(p.numel() for p in model.parameters())
+    commit, _ = git_commit()
+    for fact in ["library_name: transformers", "- custom_code", "Titans MAC (memory as a context); variant `mac`",
+                 f"{n_params:,}", "`tiny`: 4 blocks x 128 wide x 4 heads", "`model=mac`", "`data=shakespeare`",
+                 "`model.net.segment_len=16`", "`titans.data.TextDataModule`, `data/shakespeare`, sequences of 64",
+                 f"training tokens | {steps * 128:,} ({steps} steps x 128 tokens)", "val/loss", f"`{commit}`",
+                 "### smoke", "| titans_local_multiple_choice | acc | 0.625 |",
+                 f'AutoModelForCausalLM.from_pretrained("{out}", trust_remote_code=True)',
+                 f"pretrained={out},trust_remote_code=True"]:
+        assert fact in card, fact
+    assert "acc_stderr" not in card
 
 
 def test_bad_checkpoint_paths_are_explained(tmp_path):

@@ -38,7 +38,9 @@ class NeuralMemory(nn.Module):
 
     def __init__(self, dim: int, cfg: MemoryConfig):
         super().__init__()
-        if not isinstance(cfg, MemoryConfig):
+        # or a MemoryConfig of another copy of this module: transformers loads the remote code of a saved model
+        # (titans.models.remote_code) once for the config and once for the model
+        if not (isinstance(cfg, MemoryConfig) or type(cfg).__name__ == MemoryConfig.__name__):
             raise TypeError(f"NeuralMemory takes a MemoryConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         self.dim = dim

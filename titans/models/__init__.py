@@ -26,10 +26,17 @@ Decisions where the paper is silent (docs/design.md has them all, with the reaso
   retrieval query stream keeps its own conv cache across segments.
 - Parameter matching: see titans.models.sizes.
 """
+from transformers import AutoConfig, AutoModelForCausalLM
+
 from .cache import MACState, MAGState, TitansCache
 from .config import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansConfig
 from .modeling import TitansForCausalLM, TitansModel, TitansPreTrainedModel, output_cache
 from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim, nominal_params
+
+# AutoConfig / AutoModelForCausalLM know "titans" once the package is imported; a saved directory also loads
+# without it, with trust_remote_code=True (titans.models.remote_code)
+AutoConfig.register("titans", TitansConfig, exist_ok=True)
+AutoModelForCausalLM.register(TitansConfig, TitansForCausalLM, exist_ok=True)
 
 __all__ = [
     "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "MAGState", "MACState",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from titans.layers import RMSNorm
@@ -56,6 +56,23 @@ class TitansPreTrainedModel(PreTrainedModel):
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # we bring our own cache (TitansCache), created in forward
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Hugging Face's ``save_pretrained``, plus the model's code and ``auto_map`` in config.json: the directory
+        loads with ``AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)`` where only torch and
+        transformers are installed (titans.models.remote_code)."""
+        from .remote_code import AUTO_MAP, write_remote_code
+
+        write_remote_code(save_directory)
+        had_auto_map, auto_map = hasattr(self.config, "auto_map"), getattr(self.config, "auto_map", None)
+        self.config.auto_map = {**(auto_map or {}), **AUTO_MAP}
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:  # the in-memory config stays as it was (checkpoints compare configs)
+            if had_auto_map:
+                self.config.auto_map = auto_map
+            else:
+                del self.config.auto_map
 
 
 def _protect_memory_init(module: nn.Module) -> None:
@@ -205,6 +222,3 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
             inputs["input_ids"] = input_ids.contiguous()
         return inputs
 
-
-AutoConfig.register("titans", TitansConfig, exist_ok=True)
-AutoModelForCausalLM.register(TitansConfig, TitansForCausalLM, exist_ok=True)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 #: model-config entries that change how the model runs, not what it computes: a resumed run may differ in them
 RUNTIME_KEYS = {"max_position_embeddings", "loss_chunk_size", "transformers_version", "architectures",
-                "_name_or_path", "torch_dtype", "dtype"}
+                "_name_or_path", "torch_dtype", "dtype", "auto_map"}
 RUNTIME_MEMORY_KEYS = {"impl", "compile", "checkpoint_group"}
 
 
@@ -40,7 +40,7 @@ def check_resume_checkpoint(path: str | Path, config: dict, allow_config_change:
 
 def _config_differences(theirs: dict, ours: dict, limit: int = 6) -> str:
     """The differing model config entries, shortest first: "variant transformer -> mac, d_model 256 -> 128, ..."."""
-    skip = {"transformers_version", "architectures", "_name_or_path", "torch_dtype", "dtype"}
+    skip = {"transformers_version", "architectures", "_name_or_path", "torch_dtype", "dtype", "auto_map"}
     keys = [k for k in theirs.keys() | ours.keys() if k not in skip and theirs.get(k) != ours.get(k)]
     keys.sort(key=lambda k: (len(repr(theirs.get(k))) + len(repr(ours.get(k))), k))
 
