@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install install-bench train test test-fast test-triton gpu-check bench eval demo-long-context demo-recall ablations-small reproduce-table clean
+.PHONY: install install-bench train test test-fast test-triton gpu-check bench bench-throughput eval demo-long-context demo-recall ablations-small reproduce-table reproduce-small clean
 
 install: $(VENV)/.installed
 
@@ -70,9 +70,19 @@ demo-recall: install
 ablations-small: install
 	$(BIN)/python scripts/ablate_small.py $(ARGS)
 
-## evaluate checkpoints and print the paper's tables beside ours: make reproduce-table ARGS="--ckpt PATH ..."
+## the paper's Tables 1, 2, 5 and Figures 6-9 with our results beside its rows (every result under experiments/results/):
+## experiments/results/report/report.md + PNGs; ARGS="--tables 5 fig7", ARGS="--ckpt PATH --suites niah perplexity"
 reproduce-table: install
 	$(BIN)/python scripts/reproduce_table.py $(ARGS)
+
+## the same tables at CPU scale: tiny Table 5 / Table 1 rows on the bundled corpus (ablate_small's runs reused), offline
+## S-NIAH, BABILong and perplexity, then the report (hours of CPU; README "CPU-scale report")
+reproduce-small: install
+	$(BIN)/python scripts/reproduce_small.py $(ARGS)
+
+## training tokens/s by sequence length, batch x length and memory depth (Figures 8-9): experiments/results/throughput/
+bench-throughput: install
+	$(BIN)/python scripts/bench_throughput.py $(ARGS)
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache data/cache

@@ -27,15 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# `++` sets a memory field whether or not the model config lists it
-ROWS = {
-    "full": [],
-    "linear_memory": ["++model.net.memory.depth=1"],
-    "no_momentum": ["++model.net.memory.momentum=false"],
-    "no_weight_decay": ["++model.net.memory.forget=false"],
-    "no_conv": ["++model.net.memory.use_conv=false"],
-    "no_persistent": ["model.net.n_persistent=0"],
-}
+# each row's one change is configs/recipe/table5/<row>.yaml, the file the 400M experiments (ablation_lmm_<row>) use
+ROWS = {"full": [], **{row: [f"+recipe/table5={row}"] for row in
+                       ("linear_memory", "no_momentum", "no_weight_decay", "no_conv", "no_persistent")}}
 
 
 def parse_args(argv=None):

@@ -68,11 +68,12 @@ def test_reproduce_table_prints_paper_and_our_rows(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--results", *map(str, paths), "--scale", "760m"])
+    module.main(["--results", *map(str, paths), "--scale", "760m", "--tables", "1", "2", "--no-write"])
     out = capsys.readouterr().out
     assert "| Titans (MAC) | 19.93 | 20.12 | 39.62 |" in out  # a paper row
-    ours = [line for line in out.splitlines() if line.startswith("| ours: mac")]
-    assert ours[0].startswith("| ours: mac") and "| 31.50 | 40.00 | 30.00 |" in ours[0]
+    ours = [line for line in out.splitlines() if line.startswith("| ↳ ours: Titans (MAC) [custom shape")]
+    assert len(ours) == 2 and "| 31.50 | 40.00 | 30.00 |" in ours[0]
+
     def cells_of(line):
         return [c.strip() for c in line.strip().strip("|").split("|")]
 
@@ -98,7 +99,7 @@ def test_table3_and_table4_paper_numbers_and_our_rows(tmp_path, capsys):
     genomics = {"suite": "genomics", "name": "lmm_tiny",
                 "tasks": {TABLE4_TASKS["Non-TATA Promoters"]: {"test/acc": 0.9123}, "planted_motifs": {"test/acc": 1.0}}}
     paths = []
-    for name, record in (("full", full), ("partial", partial), ("genomics", genomics)):
+    for name, record in (("ts_etth2_lmm", full), ("ts_etth1_dlinear", partial), ("genomics", genomics)):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(record))
     assert table3_entry(partial)[2] is None  # not all four horizons: no average in the table
@@ -106,11 +107,16 @@ def test_table3_and_table4_paper_numbers_and_our_rows(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--results", *map(str, paths), "--tables", "3", "4"])
+    module.main(["--results", *map(str, paths), "--tables", "3", "4", "--no-write"])
     out = capsys.readouterr().out
-    etth2 = [line for line in out.splitlines() if line.startswith("| ETTh2 |")][0]
-    assert "| 0.336 / 0.382 | 0.361 / 0.391 |" in etth2 and etth2.endswith("| 0.250 / 0.500 |")
-    etth1 = [line for line in out.splitlines() if line.startswith("| ETTh1 |")][0]
-    assert etth1.endswith("| - | - |")  # ours: DLinear (incomplete) and ours: Neural Memory (other data set)
+    lines = out.splitlines()
+    header = [c.strip() for c in next(line for line in lines if line.startswith("| Model | ETTm1")).strip("|").split("|")]
+    memory = lines.index("| Neural Memory | 0.358 / 0.387 | 0.261 / 0.309 | 0.420 / 0.421 | 0.336 / 0.382 | "
+                         "0.162 / 0.261 | 0.415 / 0.289 | 0.231 / 0.265 |")
+    ours = [c.strip() for c in lines[memory + 1].strip("|").split("|")]  # our row right below the paper's
+    assert ours[0].startswith("↳ ours: Neural Memory") and ours[header.index("ETTh2")] == "0.250 / 0.500"
+    assert ours[header.index("ETTh1")] == "-"  # another data set
+    dlinear = next(line for line in lines if line.startswith("| ↳ ours: DLinear"))
+    assert dlinear.endswith("| - | - | - | - | - | - | - |")  # not all four horizons: no average
     assert "| Neural Memory Module | 75.2 | 89.6 | 89.3 | 96.6 | 79.9 |" in out
-    assert "| ours: lmm_tiny | - | - | - | 91.2 | - |" in out
+    assert any(line.startswith("| ↳ ours: lmm_tiny") and line.endswith("| - | - | - | 91.2 | - |") for line in lines)

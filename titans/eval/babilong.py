@@ -1,6 +1,7 @@
 """The BABILong benchmark itself (RMT-team/babilong, qa1-qa5, one config per length split 0k..1M), for
-``suite=babilong``. Needs the Hugging Face Hub and fails fast offline; ``suite=babilong_offline`` evaluates the
-generated stories of titans.tasks.babilong instead."""
+``suite=babilong`` (the fine-tuned setting's prompt) and ``suite=babilong_fewshot`` (the benchmark's few-shot prompt).
+Needs the Hugging Face Hub and fails fast offline; ``suite=babilong_offline`` and ``suite=babilong_fewshot_offline``
+evaluate the generated stories of titans.tasks.babilong instead."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ HUB_LENGTHS = ("0k", "1k", "2k", "4k", "8k", "16k", "32k", "64k", "128k", "256k"
 HUB_DATASETS = {"full": "RMT-team/babilong", "1k-samples": "RMT-team/babilong-1k-samples"}
 
 
-def load_babilong_hub(task: str, length: str, limit: int | None = None, source: str = "full") -> list[BabilongSample]:
-    """Samples of the real benchmark (RMT-team/babilong, config=length split, split=task)."""
+def load_babilong_hub(task: str, length: str, limit: int | None = None, source: str = "full",
+                      prompt_style: str = "finetuned") -> list[BabilongSample]:
+    """Samples of the real benchmark (RMT-team/babilong, config=length split, split=task), with the prompt of
+    ``prompt_style`` (finetuned | few_shot: titans.tasks.babilong.format_prompt)."""
     if task not in HUB_TASKS:
         raise ValueError(f"BABILong task must be one of {HUB_TASKS}, got {task!r}")
     if length not in HUB_LENGTHS:
@@ -25,5 +28,5 @@ def load_babilong_hub(task: str, length: str, limit: int | None = None, source: 
     rows = datasets.load_dataset(HUB_DATASETS[source], name=length, split=task)
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
-    return [sample_from_hub_row(row, task, length, i) for i, row in enumerate(rows)]
+    return [sample_from_hub_row(row, task, length, i, prompt_style) for i, row in enumerate(rows)]
 

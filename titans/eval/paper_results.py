@@ -83,6 +83,57 @@ TABLE2 = {
     'Titans (MAL)': [98.8, 98.6, 98.8, 97.8, 99.8, 98.1, 96.8, 96.4, 98.0, 97.4, 92.0, 90.4],
 }
 
+# Table 5 (v1 Table 5, NeurIPS Table 4): the ablations at 400M / 15B tokens. Its columns are aggregates of Tables 1-2
+# (the paper does not say so; the first four rows reproduce exactly from the 400M rows of Table 1 and from Table 2):
+# language-modelling ppl = mean(Wiki ppl, LMB ppl), reasoning = Table 1's Avg, long context = mean of the 12 S-NIAH
+# cells (titans.eval.report.table5_aggregates).
+TABLE5_COLUMNS = ["LM ppl", "Reasoning acc", "Long context acc"]
+TABLE5 = {
+    'LMM': [27.01, 47.83, 92.68],
+    '+Attn (MAC)': [26.67, 48.65, 97.95],
+    '+Attn (MAG)': [25.70, 48.60, 96.70],
+    '+Attn (MAL)': [25.91, 47.87, 96.91],
+    'Linear Memory': [28.49, 46.97, 85.34],
+    'w/o Convolution': [28.73, 45.82, 90.28],
+    'w/o Momentum': [28.98, 45.49, 87.12],
+    'w/o Weight Decay': [29.04, 45.11, 85.60],
+    'w/o Persistent Memory': [27.63, 46.35, 92.49],
+}
+# the Table 1 model behind each of Table 5's first four rows
+TABLE5_FROM_TABLE1 = {'LMM': 'Titans (LMM)', '+Attn (MAC)': 'Titans (MAC)∗', '+Attn (MAG)': 'Titans (MAG)∗',
+                      '+Attn (MAL)': 'Titans (MAL)∗'}
+
+# Figure 6 (BABILong) is a plot; the text gives no value of it. NeurIPS App. G.1 states, in its text, the
+# fine-tuned accuracy (%) of two other models at these lengths:
+FIGURE6_LENGTHS = ["2K", "4K", "8K", "16K", "32K", "64K", "128K", "512K", "1M", "10M"]
+FIGURE6_TEXT = {
+    'ARMT [NeurIPS App. G.1]': [98, 98, 98, 98, 98, 98, 97, 95, 93, 77],
+    'GPT2 + MAC + MAL [NeurIPS App. G.1]': [99, 99, 98, 97, 98, 96, 96, 95, 94, 79],
+}
+# the models of Figure 6: (a) few-shot, (b) fine-tuned (v1 section 5.4)
+FIGURE6_MODELS = {
+    'few_shot': ['Titans (MAC)', 'Mamba2.8B', 'RWKV-6-7B', 'RecurrentGemma-9B', 'Gemma-9B', 'Llama3.1-8B', 'GPT-4',
+                 'GPT4o-mini'],
+    'finetuned': ['Titans (MAC)', 'Mamba', 'RMT', 'Llama3.1-8B + RAG', 'GPT-4', 'GPT4o-mini', 'Qwen2.5-72B',
+                  'Llama3.1-70B'],
+}
+# Figures 7-8 (deep memory, v1 section 5.5) are plots: LMM with memory depth 1-4 (and Mamba in Figure 7) at these
+# sizes (the paper's 360M panel is our 340m shape).
+FIGURE7_SIZES = {'170M': '170m', '360M': '340m', '760M': '760m'}
+FIGURE7_MODELS = ['LMM (L_M=1)', 'LMM (L_M=2)', 'LMM (L_M=3)', 'LMM (L_M=4)', 'Mamba']
+# Figure 9 (throughput) is a plot; the text names these models (v1 section 5.8)
+FIGURE9_MODELS = ['Transformer++', 'Mamba2', 'Gated DeltaNet', 'Titans (LMM)', 'Titans (MAC)', 'Titans (MAG)',
+                  'Titans (MAL)']
+
+#: our variants under the paper's names
+MODEL_NAMES = {"transformer": "Transformer++", "swa": "SWA", "deltanet": "DeltaNet", "gated_deltanet": "Gated DeltaNet",
+               "ttt": "TTT", "lmm": "Titans (LMM)", "mac": "Titans (MAC)", "mag": "Titans (MAG)", "mal": "Titans (MAL)"}
+
+
+def model_display_name(variant: str) -> str:
+    return MODEL_NAMES.get(variant, variant)
+
+
 TABLE2_COLUMNS = [f"{task} {length}" for task in ("PK", "N", "W") for length in ("2K", "4K", "8K", "16K")]
 TABLE1_SCALES = list(TABLE1)
 

@@ -64,3 +64,53 @@ def babilong_plot(rows: list[dict], path: str | Path, title: str | None = None) 
     if title:
         ax.set_title(title)
     return _save(plt, fig, path)
+
+
+def perplexity_plot(results: dict, path: str | Path, title: str | None = None) -> Path:
+    """Perplexity against the window length (left) and against the position in the longest windows (right)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    lengths = results["lengths"]
+    left.plot(lengths, [results["by_length"][str(n)] for n in lengths], marker="o")
+    left.set_xscale("log", base=2)
+    left.set_xticks(lengths, [length_label(n) for n in lengths])
+    left.set_xlabel("sequence length (tokens)")
+    left.set_ylabel("perplexity")
+    ranges = [tuple(int(x) for x in key.split("-")) for key in results["by_position"]]
+    right.plot([(a + b) / 2 for a, b in ranges], list(results["by_position"].values()), marker="o")
+    right.set_xlabel(f"position in {length_label(lengths[-1])}-token windows")
+    right.set_ylabel("perplexity")
+    if title:
+        fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def throughput_plot(record: dict, path: str | Path, title: str | None = None) -> Path:
+    """Training tokens/s: against the sequence length, as batch x length at a fixed token count (the paper's
+    Figure 9) and against the length for each memory depth (Figure 8); one panel per sweep in ``record``."""
+    from titans.eval.paper_results import model_display_name
+
+    plt = _pyplot()
+    sweeps = [s for s in ("length", "batch_x_length", "depth") if any(r["sweep"] == s for r in record["results"])]
+    fig, axes = plt.subplots(1, max(1, len(sweeps)), figsize=(5.5 * max(1, len(sweeps)), 4), squeeze=False)
+    for ax, sweep in zip(axes[0], sweeps):
+        rows = [r for r in record["results"] if r["sweep"] == sweep and "tok_s" in r]
+        for key in dict.fromkeys((r["model"], r.get("depth")) for r in rows):
+            line = sorted((r for r in rows if (r["model"], r.get("depth")) == key), key=lambda r: r["length"])
+            label = f"depth {key[1]}" if sweep == "depth" else model_display_name(key[0])
+            ax.plot([r["length"] for r in line], [r["tok_s"] for r in line], marker="o", label=label)
+        lengths = sorted({r["length"] for r in rows})
+        ax.set_xscale("log", base=2)
+        if sweep == "batch_x_length":
+            batch = {r["length"]: r["batch"] for r in rows}
+            ax.set_xticks(lengths, [f"{length_label(n)}\nx{batch[n]}" for n in lengths])
+            ax.set_xlabel(f"sequence length x batch ({rows[0]['tokens'] if rows else '?'} tokens per step)")
+        else:
+            ax.set_xticks(lengths, [length_label(n) for n in lengths])
+            ax.set_xlabel("sequence length (tokens)")
+        ax.set_ylabel("training tokens/s")
+        ax.set_title({"length": "Figure 9: tokens/s vs length", "batch_x_length": "Figure 9: batch x length",
+                      "depth": "Figure 8: Titans (LMM) by memory depth"}[sweep])
+        ax.legend(fontsize=7)
+    fig.suptitle(title or f"{record.get('device', '')}, size {record.get('settings', {}).get('size', '?')}")
+    return _save(plt, fig, path)

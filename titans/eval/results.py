@@ -41,8 +41,30 @@ def git_commit(repo: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
 
 
 def describe_checkpoint(path: str | Path) -> dict:
+    """Path and kind; for a training checkpoint also how far it trained (``global_step``, ``train_tokens``)."""
     path = Path(path).resolve()
-    return {"path": str(path), "kind": "huggingface" if path.is_dir() else "lightning"}
+    described = {"path": str(path), "kind": "huggingface" if path.is_dir() else "lightning"}
+    if path.is_file():
+        described.update(training_progress(path))
+    return described
+
+
+def training_progress(path: Path) -> dict:
+    """``global_step`` and ``train_tokens`` (steps x tokens per step) of a train.py checkpoint; {} if unknown."""
+    from titans.models.checkpoint_io import safe_torch_load
+
+    try:
+        ckpt = safe_torch_load(path, mmap=True)
+    except Exception:  # noqa: BLE001 - the record is written whatever the file holds
+        return {}
+    step = ckpt.get("global_step") if isinstance(ckpt, dict) else None
+    per_step = ((ckpt.get("hyper_parameters") or {}).get("tokens_per_step") if isinstance(ckpt, dict) else None)
+    progress = {}
+    if isinstance(step, int):
+        progress["global_step"] = step
+        if isinstance(per_step, int) and per_step > 0:
+            progress["train_tokens"] = step * per_step
+    return progress
 
 
 def describe_model(model) -> dict:

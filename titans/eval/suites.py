@@ -3,8 +3,11 @@
 Each suite config has a ``kind``:
 - ``lm_eval``: lm-eval tasks through the ``titans`` model class (``table1`` adds the paper's Table 1 row);
 - ``niah``: generated S-NIAH samples, exact-match table (task x length) and depth x length heatmap;
-- ``babilong``: the hub benchmark (``source: hub``) or generated stories (``source: offline``),
-  task x length table and plot.
+- ``babilong``: the hub benchmark (``source: hub``) or generated stories (``source: offline``), with the
+  fine-tuned setting's prompt or the benchmark's few-shot prompt (``prompt: finetuned | few_shot``),
+  task x length table and plot;
+- ``perplexity``: held-out text scored in windows of several lengths, perplexity by length and by position
+  (the paper's Figure 7), table and plot.
 ``run_suite`` returns ``(results, tables, figures)`` for the result file.
 """
 
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from titans.hub import require_hub
 
-KINDS = ("lm_eval", "niah", "babilong")
+KINDS = ("lm_eval", "niah", "babilong", "perplexity")
 
 
 def check_requirements(suite: dict) -> None:
@@ -32,7 +35,8 @@ def check_requirements(suite: dict) -> None:
 
 def run_suite(suite: dict, model, tokenizer, output_dir: str | Path, run_name: str) -> tuple[dict, dict, list[str]]:
     check_requirements(suite)
-    runner = {"lm_eval": _run_lm_eval, "niah": _run_niah, "babilong": _run_babilong}[suite["kind"]]
+    runner = {"lm_eval": _run_lm_eval, "niah": _run_niah, "babilong": _run_babilong,
+              "perplexity": _run_perplexity}[suite["kind"]]
     return runner(suite, model, tokenizer, Path(output_dir), run_name)
 
 
@@ -107,16 +111,30 @@ def _run_babilong(suite, model, tokenizer, output_dir, run_name):
     from titans.eval.plots import babilong_plot
     from titans.tasks.babilong import make_babilong_dataset
 
+    style = suite.get("prompt", "finetuned")
     if suite.get("source", "hub") == "hub":
         samples = [s for task in suite["tasks"] for length in suite["lengths"]
-                   for s in load_babilong_hub(task, str(length), suite.get("limit"), suite.get("dataset", "full"))]
+                   for s in load_babilong_hub(task, str(length), suite.get("limit"), suite.get("dataset", "full"),
+                                              style)]
     else:
         haystack = _haystack(suite) if any(int(n) > 0 for n in suite["lengths"]) else None
         samples = make_babilong_dataset(suite["tasks"], tokenizer, suite["lengths"], suite.get("samples_per_cell", 10),
-                                        suite.get("seed", 0), haystack)
+                                        suite.get("seed", 0), haystack, prompt_style=style)
     rows = evaluate_babilong(model, tokenizer, samples, batch_size=suite.get("batch_size", 1),
                              max_new_tokens=suite.get("max_new_tokens", 8))
     figure = babilong_plot(rows, output_dir / f"{run_name}_babilong.png", title=run_name)
     cells = mean_by(rows, ("task", "context_length"), "acc")
     summary = {f"{task}/{length}": acc for (task, length), acc in cells.items()}
-    return {"acc": summary, "samples": rows}, {"acc": markdown_table(rows, "acc")}, [str(figure)]
+    return ({"acc": summary, "prompt": style, "samples": rows}, {"acc": markdown_table(rows, "acc")},
+            [str(figure)])
+
+
+def _run_perplexity(suite, model, tokenizer, output_dir, run_name):
+    from titans.eval.perplexity import evaluate_perplexity, load_eval_tokens, markdown_perplexity
+    from titans.eval.plots import perplexity_plot
+
+    tokens = load_eval_tokens(tokenizer, suite.get("text_path"))
+    results = evaluate_perplexity(model, tokens, suite["lengths"], int(suite["n_tokens"]),
+                                  n_buckets=suite.get("position_buckets", 8), batch_size=suite.get("batch_size", 1))
+    figure = perplexity_plot(results, output_dir / f"{run_name}_perplexity.png", title=run_name)
+    return results, {"perplexity": markdown_perplexity(results)}, [str(figure)]

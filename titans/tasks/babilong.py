@@ -7,7 +7,9 @@ given tokenizer; deterministic in (task, length, index, seed). For tests, CPU de
 the hub, not a substitute for the benchmark. ``sample_from_hub_row`` formats a row of the real data sets
 (RMT-team/babilong, RMT-team/babilong-train-5k-samples; loaded by titans.eval.babilong and titans.data.babilong).
 
-Prompt: "{context}\nQuestion: {question}\nAnswer:", completed by " {answer}".
+Prompts (``prompt_style``): "finetuned" (default), the format of the fine-tuned setting,
+"{context}\nQuestion: {question}\nAnswer:", completed by " {answer}"; "few_shot", the benchmark's few-shot input
+(instruction, examples, answer format, then the context: titans.tasks.babilong_prompts).
 Scoring: ``titans.eval.metrics.babilong_correct`` (the benchmark's answer-word rule).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 
+from titans.tasks.babilong_prompts import few_shot_prompt
 from titans.tasks.haystack import Haystack, most_that_fit, n_tokens
 
 PEOPLE = ("Mary", "John", "Daniel", "Sandra")
@@ -27,6 +30,16 @@ DROP_VERBS = ("dropped", "discarded", "put down", "left")
 
 OFFLINE_TASKS = ("qa1", "qa2", "qa3")
 PROMPT = "{context}\nQuestion: {question}\nAnswer:"
+PROMPT_STYLES = ("finetuned", "few_shot")
+
+
+def format_prompt(task: str, context: str, question: str, style: str = "finetuned") -> str:
+    """The model's input for one sample: the fine-tuned setting's format or the benchmark's few-shot prompt."""
+    if style == "finetuned":
+        return PROMPT.format(context=context, question=question)
+    if style == "few_shot":
+        return few_shot_prompt(task, context, question)
+    raise ValueError(f"BABILong prompt style must be one of {PROMPT_STYLES}, got {style!r}")
 
 
 @dataclass
@@ -180,11 +193,13 @@ def length_in_tokens(length) -> int:
 
 
 def make_babilong_sample(task: str, tokenizer, context_length: int, index: int = 0, seed: int = 0,
-                         haystack: Haystack | None = None, bare_if_too_short: bool = False) -> BabilongSample:
+                         haystack: Haystack | None = None, bare_if_too_short: bool = False,
+                         prompt_style: str = "finetuned") -> BabilongSample:
     """One offline BABILong-style sample: the story's facts spread over background text.
 
     ``context_length=0`` gives the bare bAbI story (BABILong's "0k" split). A story longer than
     ``context_length`` on its own raises ValueError, or with ``bare_if_too_short`` comes back bare.
+    ``context_length`` counts the whole prompt (``prompt_style``'s) and the answer.
     """
     rng = random.Random(f"babilong|{task}|{context_length}|{index}|{seed}")
     story = make_story(task, rng)
@@ -194,7 +209,7 @@ def make_babilong_sample(task: str, tokenizer, context_length: int, index: int =
     def build(n: int):
         background = haystack.take(n, start) if n else []
         context, starts = _assemble(story.facts, background, fractions)
-        return PROMPT.format(context=context, question=story.question), starts
+        return format_prompt(task, context, story.question, prompt_style), starts
 
     def length_with(n: int) -> int:
         return n_tokens(tokenizer, build(n)[0] + " " + story.answer)
@@ -217,17 +232,19 @@ def make_babilong_sample(task: str, tokenizer, context_length: int, index: int =
 
 
 def make_babilong_dataset(tasks, tokenizer, lengths, samples_per_cell: int = 10, seed: int = 0,
-                          haystack: Haystack | None = None) -> list[BabilongSample]:
-    return [make_babilong_sample(task, tokenizer, int(length), index, seed, haystack)
+                          haystack: Haystack | None = None, prompt_style: str = "finetuned") -> list[BabilongSample]:
+    return [make_babilong_sample(task, tokenizer, int(length), index, seed, haystack, prompt_style=prompt_style)
             for task in tasks for length in lengths for index in range(samples_per_cell)]
 
 
-def sample_from_hub_row(row: dict, task: str, length: str, index: int) -> BabilongSample:
-    """A BABILong data set row (``input``, ``question``, ``target``) as a sample with the fine-tuned-setting prompt.
+def sample_from_hub_row(row: dict, task: str, length: str, index: int, prompt_style: str = "finetuned"
+                        ) -> BabilongSample:
+    """A BABILong data set row (``input``, ``question``, ``target``) as a sample with the prompt of
+    ``prompt_style`` (the fine-tuned setting's by default).
 
     Shared by evaluation (RMT-team/babilong, titans.eval.babilong) and fine-tuning (RMT-team/babilong-train-5k-samples,
     titans.data.babilong), so both format a row identically.
     """
-    prompt = PROMPT.format(context=row["input"].strip(), question=row["question"].strip())
+    prompt = format_prompt(task, row["input"].strip(), row["question"].strip(), prompt_style)
     return BabilongSample(task=task, context_length=length_in_tokens(length), index=index, seed=0, prompt=prompt,
                           question=row["question"], answer=row["target"], facts=[], supporting=[])
