@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from titans.data import DataUnavailableError, build_tokenizer
-from titans.data.dna import DNA_VOCAB, MOTIFS, dna_tokenizer, encode_dna, planted_motif_sample, read_fasta
+from titans.data.dna import DNA_VOCAB, dna_tokenizer, encode_dna, read_fasta
+from titans.tasks.dna_motifs import MOTIFS, planted_motif_sample
 from titans.data.genomics import (
     GENOMIC_BENCHMARKS,
     DNACorpusDataModule,

@@ -34,12 +34,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from titans.data.base import PackedLMDataModule
-from titans.data.dna import encode_dna, planted_motif_sample, random_sequence, read_fasta
+from titans.data.dna import encode_dna, read_fasta
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir as default_data_dir
 from titans.data.paths import resolve_path
 from titans.errors import DataUnavailableError
 from titans.hub import hub_unavailable_reason
+from titans.tasks.dna_motifs import planted_motif_sample, random_sequence
 
 #: the paper's Table 4 tasks and their number of classes
 GENOMIC_BENCHMARKS = {

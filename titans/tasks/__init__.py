@@ -5,6 +5,7 @@
     babilong   bAbI qa1-qa3 stories hidden in a haystack (BABILong's format) and the BABILong prompt
     qa         a question-answer sample as a training example (answer-only labels)
     mqar       multi-query associative recall with a gap (Zoology's MQAR)
+    dna_motifs random DNA with planted motifs (the offline genomics classification task)
 
 Evaluation (titans.eval) scores models on them; the data modules (titans.data) train on them.
 """
