@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 # torch first, pinned: any other spec makes pip fetch a multi-GB CUDA build on CPU machines.
 TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
+# test workers (pytest-xdist, one torch thread each); TEST_JOBS=0 runs the tests in this process
+TEST_JOBS ?= auto
 
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -32,12 +34,12 @@ install-bench: install
 train: install
 	$(BIN)/python train.py $(ARGS)
 
-## the whole test suite, offline, on CPU (slow tests included)
+## the whole test suite, offline, on CPU (slow tests included), one worker per core
 test: install $(VENV)/.installed-gpu
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) $(ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow" $(ARGS)
 
 ## the Triton memory kernels (in the Triton interpreter on CPU) and the flex-attention masks
 test-triton: install $(VENV)/.installed-gpu

@@ -9,9 +9,17 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # train.py runs in the tests use the eager memory step: compiling it would cost more than the few steps gain
 os.environ.setdefault("TITANS_COMPILE", "false")
+# under pytest-xdist (make test runs one worker per core) each worker and its subprocesses keep to one thread
+_XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if _XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+if _XDIST_WORKER:
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
