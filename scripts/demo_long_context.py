@@ -52,15 +52,17 @@ def parse_args(argv=None):
     parser.add_argument("--window", type=int, default=256, help="MAC segment length / SWA window (default 256)")
     parser.add_argument("--n-persistent", type=int, default=16, help="persistent memory tokens of MAC")
     parser.add_argument("--train-length", type=int, default=1024)
-    parser.add_argument("--warmup-steps", type=int, default=300,
+    parser.add_argument("--warmup-steps", type=int, default=800,
                         help="first steps at --warmup-length tokens (length warm-up; 0 = off)")
-    parser.add_argument("--warmup-length", type=int, default=256)
+    parser.add_argument("--warmup-length", type=int, default=192)
+    parser.add_argument("--warmup-batch-size", type=int, default=24,
+                        help="batch size of the warm-up steps (short sequences: more of them per step)")
     parser.add_argument("--init-range", type=float, default=None,
                         help="std of the initial weights (default sqrt(2 / (5 d_model)))")
     parser.add_argument("--eval-lengths", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192])
     parser.add_argument("--eval-samples", type=int, default=10, help="samples per length (evenly spaced depths)")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
@@ -78,9 +80,10 @@ def training_batch(tokenizer, args, step: int):
     right-padded."""
     rng = random.Random(f"train|{args.seed}|{step}")
     examples = []
-    for i in range(args.batch_size):
+    batch_size = args.warmup_batch_size if step < args.warmup_steps else args.batch_size
+    for i in range(batch_size):
         sample = make_niah_sample("passkey", tokenizer, train_length(args, step), rng.random(),
-                                  index=step * args.batch_size + i, seed=args.seed + 10_000)
+                                  index=step * 1000 + i, seed=args.seed + 10_000)
         examples.append(qa_training_example(sample.prompt, sample.answer, tokenizer))
     width = max(len(e["input_ids"]) for e in examples)
     input_ids = torch.full((len(examples), width), tokenizer.eos_token_id, dtype=torch.long)

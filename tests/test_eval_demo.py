@@ -17,7 +17,7 @@ def test_demo_trains_and_evaluates_mac_and_swa(tmp_path, capsys):
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     results = demo.main(["--minutes", "5", "--steps", "1", "--train-length", "256", "--eval-lengths", "256", "320",
-                         "--eval-samples", "1", "--window", "64", "--batch-size", "1", "--n-layers", "2",
+                         "--eval-samples", "1", "--window", "64", "--batch-size", "1", "--warmup-batch-size", "1", "--n-layers", "2",
                          "--output-dir", str(tmp_path)])
     assert set(results) == {"mac", "swa"}
     assert results["mac"]["params"] == pytest.approx(results["swa"]["params"], rel=0.01)  # the same size
