@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--tasks", nargs="+", default=["mqar", "lm"], choices=["mqar", "lm"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--mqar-steps", type=int, default=1500, help="optimizer steps per MQAR run (same for every row)")
+    p.add_argument("--mqar-warmup", type=int, default=None,
+                   help="length warm-up steps of the MQAR runs (default: the experiment's, 600)")
     p.add_argument("--mqar-minutes", type=float, default=20.0, help="CPU-time cap per MQAR run (minutes)")
     p.add_argument("--lm-steps", type=int, default=300, help="optimizer steps per corpus run (same for every row)")
     p.add_argument("--jobs", type=int, default=2)
@@ -55,6 +57,8 @@ def plan(args) -> list[dict]:
                     base = ["experiment=mqar_gap", "model=lmm", f"trainer.max_steps={args.mqar_steps}",
                             f"callbacks.cpu_budget.minutes={args.mqar_minutes}",
                             "callbacks.early_stop.stopping_threshold=1.01"]  # same steps for every row: no early stop
+                    if args.mqar_warmup is not None:
+                        base.append(f"data.warmup_steps={args.mqar_warmup}")
                 else:
                     base = ["model=lmm", "size=tiny", f"trainer.max_steps={args.lm_steps}", "logger=csv"]
                 jobs.append(dict(task=task, row=row, seed=seed, overrides=[
