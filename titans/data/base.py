@@ -30,6 +30,23 @@ def tokenizer_from_config(tokenizer) -> tuple[PreTrainedTokenizerFast, dict]:
     return tok, dict(tok.titans_config)
 
 
+class SplitDataModule(L.LightningDataModule):
+    """A data module with train/validation/test splits, each served by ``self._loader(split, shuffle)``
+    (shuffled for training only)."""
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
 class TokenDataModule(L.LightningDataModule):
     """A data module of token sequences. Subclasses set ``seq_len``, ``batch_size``, ``tokenizer`` (None for
     synthetic vocabularies), ``tokenizer_config`` and the ``vocab_size`` property."""

@@ -28,12 +28,11 @@ import functools
 import os
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from titans.data.base import PackedLMDataModule
+from titans.data.base import PackedLMDataModule, SplitDataModule
 from titans.data.dna import encode_dna, read_fasta
 from titans.data.packing import PackedWindows, pack_documents, token_dtype
 from titans.data.paths import data_dir as default_data_dir
@@ -173,7 +172,7 @@ def read_benchmark_dir(root: str | os.PathLike, split: str) -> tuple[list[str], 
     return sequences, labels, classes
 
 
-class GenomicsDataModule(L.LightningDataModule):
+class GenomicsDataModule(SplitDataModule):
     """Sequence classification batches (see the module docstring); ``net_inputs`` hands the classifier the
     vocabulary size and the number of classes."""
 
@@ -264,12 +263,3 @@ class GenomicsDataModule(L.LightningDataModule):
         return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
                           generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
                           collate_fn=functools.partial(pad_batch, pad_id=pad), num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -28,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from titans.data.paths import data_dir as default_data_dir
 from titans.data.paths import resolve_path
 from titans.errors import DataUnavailableError
+from titans.data.base import SplitDataModule
 
 SPLITS = ("train", "val", "test")
 #: where the public copies of the standard files are (the Autoformer / Time-Series-Library collection)
@@ -134,7 +134,7 @@ class ForecastWindows(Dataset):
         return {"x": self.series[t - self.lookback:t], "y": self.series[t:t + self.horizon]}
 
 
-class ForecastingDataModule(L.LightningDataModule):
+class ForecastingDataModule(SplitDataModule):
     """Batches ``dict(x=[B, lookback, C], y=[B, horizon, C])`` of normalised values for ``train.py``.
 
     Args:
@@ -199,12 +199,3 @@ class ForecastingDataModule(L.LightningDataModule):
         return DataLoader(self.windows[split], batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
                           generator=generator, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
