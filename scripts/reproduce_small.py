@@ -48,6 +48,9 @@ OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], 
 ROWS = LMM_ROWS + list(OTHER_ROWS)
 DEFAULT_ROWS = LMM_ROWS + ["mac", "mag", "mal", "transformer", "depth3", "depth4"]
 FINETUNE_FROM = "mac"
+# relative CPU cost of one training run (throughput at the tiny size, README): the longest start first, so that
+# --jobs runs side by side do not end waiting on one long run
+TRAIN_COST = {"depth4": 4.0, "depth3": 2.0, "mac": 1.3, "mag": 1.3, "transformer": 0.3}
 
 # suite -> eval.py overrides; counts (samples, tokens) scale with --eval-scale
 SUITES = {
@@ -95,6 +98,7 @@ def training_jobs(args) -> list[dict]:
             jobs.append(dict(row=row, seed=seed, overrides=[
                 *OTHER_ROWS[row], "size=tiny", f"trainer.max_steps={args.lm_steps}", "logger=csv",
                 f"seed={seed}", "task_name=reproduce_small", "callbacks.progress_bar.refresh_rate=0"]))
+    jobs.sort(key=lambda j: -TRAIN_COST.get(j["row"], 1.0))
     for job in jobs:  # a checkpoint at the end also when --lm-steps is below the default interval of 100 steps
         job["overrides"].append(f"callbacks.model_checkpoint.every_n_train_steps={min(100, args.lm_steps)}")
         job["output_dir"] = str(Path(args.log_dir) / f"{job['row']}_s{job['seed']}")

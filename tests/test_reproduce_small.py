@@ -31,6 +31,14 @@ def test_lmm_rows_are_ablate_smalls_corpus_runs(tmp_path):
         assert job["output_dir"] == str(tmp_path / f"{job['row']}_s{job['seed']}")
 
 
+def test_the_longest_runs_start_first_and_the_rest_keep_their_order(tmp_path):
+    jobs = small.training_jobs(small.parse_args(["--log-dir", str(tmp_path)]))
+    rows = [j["row"] for j in jobs]
+    assert sorted(rows) == sorted(small.DEFAULT_ROWS)
+    assert rows[:4] == ["depth4", "depth3", "mac", "mag"] and rows[-1] == "transformer"
+    assert [r for r in rows if r in small.LMM_ROWS] == small.LMM_ROWS
+
+
 @pytest.mark.parametrize("row, variant, depth", [("mac", "mac", 2), ("transformer", "transformer", None),
                                                  ("depth3", "lmm", 3), ("depth4", "lmm", 4),
                                                  ("gated_deltanet", "gated_deltanet", 1)])
