@@ -31,7 +31,7 @@ def test_default_run_writes_checkpoints_metrics_and_an_offline_wandb_run(tmp_pat
     assert list((run / "wandb").glob("offline-run-*")), "no offline wandb run directory"
     assert (run / ".hydra" / "config.yaml").is_file()
     header = next(iter(run.glob("csv/version_*/metrics.csv"))).read_text().splitlines()[0]
-    for key in ("train/loss", "train/lr", "val/loss", "val/ppl", "train/tokens_per_sec"):
+    for key in ("train/loss", "train/lr", "val/loss", "val/ppl", "train/tokens_per_sec", "train/grad_norm"):
         assert key in header
 
 

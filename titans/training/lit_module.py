@@ -135,6 +135,14 @@ class LitCausalLM(L.LightningModule):
             self.log("train/tokens_per_sec", tokens / elapsed, prog_bar=True, on_step=True, on_epoch=False)
         self.log("train/tokens_seen", float(tokens * (self.global_step)), on_step=True, on_epoch=False)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``train/grad_norm``: the total gradient norm before clipping. A memory whose inner loop diverges shows
+        here first: at gradient_clip_val 1.0 a norm of 1e5 means the step is 1e-5 of what the optimizer asked
+        for (scripts/memory_grad_norm.py measures it at initialisation and on checkpoints)."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads), on_step=True, on_epoch=False)
+
     def on_fit_start(self) -> None:
         total = sum(p.numel() for p in self.net.parameters())
         embedding = self.net.get_input_embeddings().weight.numel()
