@@ -13,7 +13,8 @@ the stability limit of its curvature, which grows with depth.
     python scripts/memory_grad_norm.py --ckpt logs/reproduce_small/mac_s0/checkpoints/last.ckpt   # a trained model
 
 On the checkpoints of `make reproduce-small` (2026-12-02, 4 x 256 tokens of the validation split): LMM (depth 2)
-1.2, MAG 3.2, MAC 6.3e4, LMM depth 3 1.3e5: the MAC's and the deeper memory's gradients explode during training.
+1.2, MAL 1.1, Transformer++ 1.2, MAG 3.2, without convolution 2.5e3, MAC 6.3e4, and the LMM at depth 3 trained with
+theta_init 0.01 1.3e5: the MAC's, the conv-less and the deeper memory's gradients explode during training.
 """
 
 from __future__ import annotations

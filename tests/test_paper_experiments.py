@@ -22,7 +22,9 @@ TABLE5 = {
     "ablation_lmm_no_persistent": {"model.net.n_persistent": 0},
 }
 DEEP = {"model.net.memory.theta_init": 0.001}  # depth 3-4: the smaller initial inner learning rate
-DEPTHS = {f"lmm_depth{d}_{size}": (f"lmm_{size}", {} if d == 2 else {"model.net.memory.depth": d, **(DEEP if d > 2 else {})})
+DEPTH_CHANGES = {1: {"model.net.memory.depth": 1}, 2: {}, 3: {"model.net.memory.depth": 3, **DEEP},
+                 4: {"model.net.memory.depth": 4, **DEEP}}
+DEPTHS = {f"lmm_depth{d}_{size}": (f"lmm_{size}", DEPTH_CHANGES[d])
           for d in (1, 2, 3, 4) for size in ("170m", "340m", "760m")}
 CASES = {**{name: ("lmm_400m", change) for name, change in TABLE5.items()}, **DEPTHS}
 BOOKKEEPING = {"task_name", "tags"}
