@@ -82,12 +82,15 @@ def rel_err(a, b):
     return ((a.double() - b.double()).abs().max() / (1 + b.double().abs().max())).item()
 
 
-def assert_match(prob, tol, **kw):
-    outs_ref, g_ref = values_and_grads(prob, "torch", **kw)
+def assert_match(prob, tol, truth=None, **kw):
+    """The triton backend on ``prob`` against the torch backend on ``truth`` (default: ``prob`` itself; for a
+    float32 ``prob``, the same problem in float64, so that the bound is on the kernel's own error)."""
+    outs_ref, g_ref = values_and_grads(prob if truth is None else truth, "torch", **kw)
     outs, g = values_and_grads(prob, "triton", **kw)
+    dtype = prob["q"].dtype
     assert len(outs) == len(outs_ref)
     for a, b in zip(outs, outs_ref):
-        assert a.shape == b.shape and a.dtype == b.dtype
+        assert a.shape == b.shape and a.dtype == dtype
         assert rel_err(a, b) <= tol, "values differ"
     used = 0
     for a, b in zip(g, g_ref):
@@ -96,7 +99,7 @@ def assert_match(prob, tol, **kw):
             assert other is None or other.abs().max() == 0
             continue
         used += 1
-        assert a.dtype == b.dtype
+        assert a.dtype == dtype
         assert rel_err(a, b) <= tol, "gradients differ"
     assert used >= 5  # q, k, v, theta and the state at least
 
@@ -159,7 +162,10 @@ def test_head_dim_not_a_power_of_two(interp, depth):
 # ----------------------------------------------------------------------------------------------- float32 / bf16
 @pytest.mark.parametrize("depth", [1, 2])
 def test_float32(interp, depth):
-    assert_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8), 2e-5)
+    """Against the float64 answer: the float32 torch path is itself up to 1.8e-5 off it on some CPUs (depth 1,
+    2026-12-02), the kernels 6.7e-6."""
+    assert_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8), 2e-5,
+                 truth=problem(N=2, T=40, depth=depth, dtype=torch.float64, seed=8))
 
 
 def _capture(monkeypatch, prob, **kw):
