@@ -1,7 +1,8 @@
 """The fast chunked memory op against a slow oracle kept here, independent of titans.memory's own code.
 
 The oracle loops over tokens, takes torch.autograd.grad of the inner loss ||M(k_t) - v_t||^2 at the chunk-start
-weights and applies paper eqs. 13-14 literally; y_t = M_t(q_t) (write-then-read).
+weights and applies paper eqs. 13-14 literally; y_t = M_t(q_t) (write-then-read). With a decay target T (the
+default rule, ``decay_target="init"`` with T = M_0) eq. 13 acts on M - T: M_t - T = (1 - alpha_t)(M_{t-1} - T) + S_t.
 """
 
 import math
@@ -31,8 +32,9 @@ def oracle_net(weights, x, act, ln_w, ln_b):
     return x + ln_w[:, 0] * F.layer_norm(h, h.shape[-1:], eps=EPS) + ln_b[:, 0]
 
 
-def oracle(q, k, v, theta, eta, alpha, W0, S0, chunk, act, ln_w=None, ln_b=None):
-    """theta/eta/alpha: per layer [N, T, C] (C = 1 or d_out) gate values (not logs)."""
+def oracle(q, k, v, theta, eta, alpha, W0, S0, chunk, act, ln_w=None, ln_b=None, target=None):
+    """theta/eta/alpha: per layer [N, T, C] (C = 1 or d_out) gate values (not logs); target: per layer, the
+    weights forgetting decays toward (None: zero, eq. 13 as printed)."""
     N, T, _ = k.shape
     W = [w.clone() for w in W0]
     S = [s.clone() for s in S0]
@@ -45,7 +47,8 @@ def oracle(q, k, v, theta, eta, alpha, W0, S0, chunk, act, ln_w=None, ln_b=None)
         grads = torch.autograd.grad(loss, W_start)
         for layer, g in enumerate(grads):
             S[layer] = eta[layer][:, t, :, None] * S[layer] - theta[layer][:, t, :, None] * g
-            W[layer] = (1 - alpha[layer][:, t])[:, None, :] * W[layer] + S[layer]
+            T_l = 0 if target is None else target[layer]
+            W[layer] = T_l + (1 - alpha[layer][:, t])[:, None, :] * (W[layer] - T_l) + S[layer]
         ys.append(oracle_net(W, q[:, t], act, ln_w, ln_b))
     if T % chunk == 0:
         boundary = (W, S)
@@ -76,22 +79,28 @@ def make_problem(N=3, T=13, d=4, depth=2, channelwise=False, seed=0):
     return q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b
 
 
-def run_op(op, prob, chunk, momentum=True, decay=True, act="gelu", commit_partial=False):
+def make_target(prob, seed=0):
+    """A decay target per layer, unrelated to the initial state (so a test cannot mix the two up)."""
+    g = torch.Generator().manual_seed(100 + seed)
+    return [torch.randn(w.shape, generator=g) / math.sqrt(w.shape[1]) for w in prob[6]]
+
+
+def run_op(op, prob, chunk, momentum=True, decay=True, act="gelu", commit_partial=False, target=None):
     q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob
     return op(q, k, v, theta, [e.log() for e in eta] if momentum else None,
               [torch.log1p(-a) for a in alpha] if decay else None, W0, S0 if momentum else None,
               chunk_size=chunk, activation=act, ln_weight=ln_w, ln_bias=ln_b, ln_eps=EPS,
-              commit_partial=commit_partial)
+              commit_partial=commit_partial, decay_target=target)
 
 
-def run_oracle(prob, chunk, momentum=True, decay=True, act=F.gelu):
+def run_oracle(prob, chunk, momentum=True, decay=True, act=F.gelu, target=None):
     q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob
     if not momentum:
         eta = [torch.zeros_like(e) for e in eta]
         S0 = [torch.zeros_like(s) for s in S0]
     if not decay:
         alpha = [torch.zeros_like(a) for a in alpha]
-    return oracle(q, k, v, theta, eta, alpha, W0, S0, chunk, act, ln_w, ln_b)
+    return oracle(q, k, v, theta, eta, alpha, W0, S0, chunk, act, ln_w, ln_b, target=target)
 
 
 def assert_close(a, b, tol=1e-9):
@@ -100,12 +109,14 @@ def assert_close(a, b, tol=1e-9):
     assert err < tol * (1 + b.abs().max().item()), f"max abs error {err}"
 
 
+@pytest.mark.parametrize("with_target", [False, True], ids=["decay_to_zero", "decay_to_target"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("chunk", [1, 4, 5])
-def test_chunked_matches_oracle(depth, chunk):
+def test_chunked_matches_oracle(depth, chunk, with_target):
     prob = make_problem(depth=depth, seed=depth * 10 + chunk)
-    y, W, S = run_op(chunked_memory, prob, chunk)
-    y_ref, W_ref, S_ref = run_oracle(prob, chunk)
+    target = make_target(prob) if with_target else None
+    y, W, S = run_op(chunked_memory, prob, chunk, target=target)
+    y_ref, W_ref, S_ref = run_oracle(prob, chunk, target=target)
     assert_close(y, y_ref)
     for a, b in zip(W, W_ref):
         assert_close(a, b)
@@ -113,22 +124,26 @@ def test_chunked_matches_oracle(depth, chunk):
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("with_target", [False, True], ids=["decay_to_zero", "decay_to_target"])
 @pytest.mark.parametrize("momentum,decay", [(False, False), (False, True), (True, False)])
 @pytest.mark.parametrize("depth", [1, 2])
-def test_ablations_match_oracle(depth, momentum, decay):
+def test_ablations_match_oracle(depth, momentum, decay, with_target):
     prob = make_problem(depth=depth, T=11, seed=3)
-    y, W, S = run_op(chunked_memory, prob, 4, momentum=momentum, decay=decay)
-    y_ref, W_ref, _ = run_oracle(prob, 4, momentum=momentum, decay=decay)
+    target = make_target(prob) if with_target else None
+    y, W, S = run_op(chunked_memory, prob, 4, momentum=momentum, decay=decay, target=target)
+    y_ref, W_ref, _ = run_oracle(prob, 4, momentum=momentum, decay=decay, target=target)
     assert (S is None) == (not momentum)
     assert_close(y, y_ref)
     for a, b in zip(W, W_ref):
         assert_close(a, b)
 
 
-def test_channelwise_decay_matches_oracle():
+@pytest.mark.parametrize("with_target", [False, True], ids=["decay_to_zero", "decay_to_target"])
+def test_channelwise_decay_matches_oracle(with_target):
     prob = make_problem(depth=2, T=12, channelwise=True, seed=5)
-    y, W, S = run_op(chunked_memory, prob, 4)
-    y_ref, W_ref, S_ref = run_oracle(prob, 4)
+    target = make_target(prob) if with_target else None
+    y, W, S = run_op(chunked_memory, prob, 4, target=target)
+    y_ref, W_ref, S_ref = run_oracle(prob, 4, target=target)
     assert_close(y, y_ref)
     for a, b in zip(W + S, W_ref + S_ref):
         assert_close(a, b)
@@ -142,11 +157,13 @@ def test_other_activations_match_oracle(act, fn):
     assert_close(y, y_ref)
 
 
+@pytest.mark.parametrize("with_target", [False, True], ids=["decay_to_zero", "decay_to_target"])
 @pytest.mark.parametrize("depth", [1, 2])
-def test_package_naive_matches_oracle(depth):
+def test_package_naive_matches_oracle(depth, with_target):
     prob = make_problem(depth=depth, seed=11)
-    y, W, S = run_op(naive_memory, prob, 4)
-    y_ref, W_ref, S_ref = run_oracle(prob, 4)
+    target = make_target(prob) if with_target else None
+    y, W, S = run_op(naive_memory, prob, 4, target=target)
+    y_ref, W_ref, S_ref = run_oracle(prob, 4, target=target)
     assert_close(y, y_ref)
     for a, b in zip(W + S, W_ref + S_ref):
         assert_close(a, b)
@@ -169,10 +186,13 @@ def test_commit_partial_gives_state_after_last_token():
         assert_close(a, b)
 
 
-def test_layer_matches_oracle_end_to_end():
-    """NeuralMemory.forward == output path applied to the oracle's reads of the layer's own q, k, v, gates."""
+@pytest.mark.parametrize("decay_target", ["init", "zero"])
+def test_layer_matches_oracle_end_to_end(decay_target):
+    """NeuralMemory.forward == output path applied to the oracle's reads of the layer's own q, k, v, gates;
+    forgetting decays toward the layer's M_0 ("init", the default) or toward zero (eq. 13 as printed)."""
     torch.manual_seed(0)
-    cfg = MemoryConfig(num_heads=2, depth=2, expansion=2, chunk_size=4, theta_init=0.05)
+    cfg = MemoryConfig(num_heads=2, depth=2, expansion=2, chunk_size=4, theta_init=0.05, alpha_init=0.2,
+                       decay_target=decay_target)
     mem = NeuralMemory(8, cfg).double()
     with torch.no_grad():
         mem.gates.proj.weight.normal_(std=0.5)  # make gates clearly token-dependent
@@ -190,7 +210,8 @@ def test_layer_matches_oracle_end_to_end():
     S0 = [torch.zeros_like(w) for w in W0]
     ln_w = mem.ln_weight.unsqueeze(0).expand(B, H, D).reshape(B * H, 1, D)
     ln_b = mem.ln_bias.unsqueeze(0).expand(B, H, D).reshape(B * H, 1, D)
-    y_mem, _, _ = oracle(fl(q), fl(k), fl(v), theta, eta, alpha, W0, S0, 4, F.gelu, ln_w, ln_b)
+    target = [w.clone() for w in W0] if decay_target == "init" else None
+    y_mem, _, _ = oracle(fl(q), fl(k), fl(v), theta, eta, alpha, W0, S0, 4, F.gelu, ln_w, ln_b, target=target)
     y_ref = mem.output(y_mem.view(B, H, T, D), x)
     assert_close(y, y_ref)
 

@@ -11,7 +11,7 @@ import torch
 from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
 from titans.memory.scan import MemoryScan
 
-from test_memory_oracle import make_problem, run_oracle
+from test_memory_oracle import make_problem, make_target, run_oracle
 
 # every tensor of these tests is float64 (the default dtype is restored afterwards)
 pytestmark = pytest.mark.usefixtures("single_thread", "float64_default")
@@ -30,21 +30,26 @@ def _run(op, prob, chunk, momentum, decay, act, commit, **kw):
 
 
 def compare(depth=2, chunk=4, T=13, momentum=True, decay=True, act="gelu", commit=False, channelwise=False,
-            group=0, shared=False, N=3, tol=1e-10):
-    """Values and gradients (of a random linear function of y and the final state) of scan vs reference."""
-    prob = make_problem(N=N, T=T, depth=depth, channelwise=channelwise, seed=depth * 7 + chunk + T)
+            group=0, shared=False, N=3, tol=1e-10, target=False):
+    """Values and gradients (of a random linear function of y and the final state) of scan vs reference;
+    ``target``: forgetting decays toward a decay target (whose gradient is compared too)."""
+    prob = list(make_problem(N=N, T=T, depth=depth, channelwise=channelwise, seed=depth * 7 + chunk + T))
+    if target:
+        prob.append(make_target(prob))
     prob = [[t.clone().requires_grad_() for t in x] if isinstance(x, list) else x.clone().requires_grad_()
             for x in prob]
+    extra = dict(decay_target=prob.pop()) if target else {}
     if shared:  # layers that share one gate tensor (per_layer_gates=False)
         for i in (3, 4, 5):
             prob[i] = [prob[i][0]] * depth
     results = []
+    leaves = _leaves(prob) + list(extra.get("decay_target", []))
     for op, kw in ((chunked_memory, {}), (memory_scan, dict(checkpoint_group=group))):
-        y, W, S = _run(op, prob, chunk, momentum, decay, act, commit, **kw)
+        y, W, S = _run(op, prob, chunk, momentum, decay, act, commit, **kw, **extra)
         outs = [y] + W + (S or [])
         g = torch.Generator().manual_seed(1)
         loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
-        grads = torch.autograd.grad(loss, _leaves(prob), allow_unused=True)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
         results.append((outs, grads))
     (outs_ref, g_ref), (outs, g_scan) = results
     assert len(outs) == len(outs_ref)
@@ -60,6 +65,21 @@ def compare(depth=2, chunk=4, T=13, momentum=True, decay=True, act="gelu", commi
         used += 1
         assert (a - b).abs().max() <= tol * (1 + b.abs().max()), "gradients differ"
     assert used >= 5  # q, k, v, the learning rate and the state at least
+    if target and decay:  # the target's gradient is compared above and is not identically zero
+        assert all(g is not None and g.abs().max() > 0 for g in g_scan[-depth:])
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("chunk", [1, 4, 5])
+def test_scan_equals_reference_with_decay_target(depth, chunk):
+    compare(depth=depth, chunk=chunk, target=True)
+
+
+@pytest.mark.parametrize("kw", [dict(momentum=False), dict(channelwise=True, T=12),
+                                dict(channelwise=True, T=12, depth=1, momentum=False), dict(T=13, commit=True),
+                                dict(T=23, group=3), dict(shared=True), dict(decay=False)])
+def test_scan_decay_target_variants(kw):
+    compare(target=True, **kw)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
@@ -134,6 +154,38 @@ def test_gradcheck_scan():
     assert torch.autograd.gradcheck(f, (q, k, v, lr, log_eta, log_decay, W1, W2, S1, S2, lw, lb), atol=1e-6)
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_gradcheck_scan_decay_target(depth):
+    """The decay-target terms of the hand-written backward against finite differences (every input, the target
+    included)."""
+    torch.manual_seed(3)
+    N, T, d = 2, 7, 3
+    nrm = torch.nn.functional.normalize
+    q = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
+    k = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
+    v = torch.randn(N, T, d, requires_grad=True)
+    lr = (0.2 * torch.rand(N, T, depth)).requires_grad_()
+    log_eta = torch.rand(N, T, depth).log().requires_grad_()
+    log_decay = torch.log1p(-0.3 * torch.rand(N, T, depth)).requires_grad_()
+    dims = [(d, d)] if depth == 1 else [(d, 2 * d), (2 * d, d)]
+    W = [torch.randn(N, a, b).div(a ** 0.5).requires_grad_() for a, b in dims]
+    S = [(0.1 * torch.randn(N, a, b)).requires_grad_() for a, b in dims]
+    Tg = [torch.randn(N, a, b).div(a ** 0.5).requires_grad_() for a, b in dims]
+    lw = (1 + 0.1 * torch.randn(N, 1, d)).requires_grad_()
+    lb = (0.1 * torch.randn(N, 1, d)).requires_grad_()
+
+    def f(q, k, v, lr, log_eta, log_decay, lw, lb, *state):
+        W_, S_, T_ = state[:depth], state[depth:2 * depth], state[2 * depth:]
+        split = (lambda t: [t[..., i:i + 1] for i in range(depth)])  # noqa: E731
+        y, Wn, Sn = memory_scan(q, k, v, split(lr), split(log_eta), split(log_decay), list(W_), list(S_),
+                                chunk_size=3, activation="gelu", ln_weight=lw if depth > 1 else None,
+                                ln_bias=lb if depth > 1 else None, commit_partial=True, checkpoint_group=2,
+                                decay_target=list(T_))
+        return (y, *Wn, *Sn)
+
+    assert torch.autograd.gradcheck(f, (q, k, v, lr, log_eta, log_decay, lw, lb, *W, *S, *Tg), atol=1e-6)
+
+
 def test_gradcheck_scan_linear_channelwise():
     torch.manual_seed(2)
     N, T, d = 2, 6, 3
@@ -180,7 +232,8 @@ def _mem_pair(**kw):
 
 
 @pytest.mark.parametrize("kw", [{}, dict(depth=1, momentum=False), dict(channelwise_alpha=True),
-                                dict(per_layer_gates=False, depth=3), dict(checkpoint_group=2)])
+                                dict(per_layer_gates=False, depth=3), dict(checkpoint_group=2),
+                                dict(decay_target="zero"), dict(decay_target="zero", depth=1)])
 def test_layer_scan_equals_autograd(kw):
     x = torch.randn(2, 19, 8)
     grads = []

@@ -137,8 +137,8 @@ def chunk_layout(N: int, T: int, b: int):
 def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
                    log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                    chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
-                   ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0
-                   ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+                   ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
+                   decay_target: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Write-then-read memory over a sequence that starts at a chunk boundary.
 
     q, k, v: [N, T, d]; lr / log_eta / log_decay: one tensor per memory layer, [N, T, 1] (or [N, T, C_l] for a
@@ -173,7 +173,7 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
     first = coefs[0]
     # Scalar gates: the first layer's read  A_t (q_t W) + B_t (q_t S) - sum_i D_ti (q_t . k_i) delta_i
     # folds A and B into the queries, [A q | B q] @ [W; S], and precomputes D * (Q K^T).
-    fold = not first.channelwise
+    fold = not first.channelwise and decay_target is None
     if fold:
         qa = qc * first.A_all if first.A_all is not None else qc
         if momentum is not None:
@@ -209,7 +209,10 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
                 A, B, D = read[id(coefs[layer])]
                 z = zq_first if layer == 0 else h @ W[layer]
                 if A is not None:
-                    z = A * z
+                    if decay_target is not None:
+                        z = A * z + (1 - A) * (h @ decay_target[layer])
+                    else:
+                        z = A * z
                 if S is not None:
                     z = torch.addcmul(z, B, h @ S[layer])
                 scores = h @ inputs[layer].transpose(-1, -2)  # [N, t, i]
@@ -242,6 +245,8 @@ def chunked_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: l
             else:
                 w = W[layer] if A_e is None else A_e * W[layer]
                 newW.append(torch.baddbmm(w, hT, d_e * delta))
+            if decay_target is not None and A_e is not None:
+                newW[-1] = newW[-1] + (1 - A_e) * decay_target[layer]
         return y, newW, (newS if S is not None else None)
 
     def run_group(c0: int, c1: int, *state: Tensor):

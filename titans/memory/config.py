@@ -8,6 +8,7 @@ from typing import Any
 
 ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
 IMPLS = ("scan", "autograd", "triton")
+DECAY_TARGETS = ("init", "zero")
 
 #: the memory of each variant family, as changes to the defaults: the one statement of the rule (docs/design.md)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -44,6 +45,10 @@ class MemoryConfig:
       momentum    False = eta_t = 0 (no past surprise).  forget = False: alpha_t = 0 (no decay).
       per_layer_gates  one (theta, eta, alpha) per memory layer (NeurIPS App. B.3) instead of per head.
       channelwise_alpha  alpha_t is a vector over each layer's output channels (NeurIPS section 3.1).
+      decay_target  what forgetting decays the weights toward: "init" (default) M_t = (1 - alpha_t) M_{t-1} +
+                  alpha_t M_0 + S_t, i.e. eq. 13 applied to M - M_0, so a deep memory keeps the scale of its learned
+                  initial weights; "zero" is eq. 13 as printed, M_t = (1 - alpha_t) M_{t-1} + S_t. The two are
+                  the same for a matrix memory whose M_0 is zero (docs/design.md, "Conditioning of the memory").
       max_lr      theta_t = max_lr * sigmoid(linear(x)), so 0 < theta_t < max_lr.
       theta_init, eta_init, alpha_init  gate values at initialisation (through the projection biases).
     Implementation (same values and gradients either way):
@@ -76,6 +81,7 @@ class MemoryConfig:
     theta_init: float = 0.01
     eta_init: float = 0.5
     alpha_init: float = 0.01
+    decay_target: str = "init"
     qk_l2norm: bool = True
     ln_eps: float = 1e-5
     norm_eps: float = 1e-6
@@ -104,6 +110,8 @@ class MemoryConfig:
             bad(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.conv_kernel < 1:
             bad(f"conv_kernel must be >= 1, got {self.conv_kernel}")
+        if self.decay_target not in DECAY_TARGETS:
+            bad(f"decay_target must be one of {DECAY_TARGETS}, got {self.decay_target!r}")
         if self.impl not in IMPLS:
             bad(f"impl must be one of {IMPLS}, got {self.impl!r}")
         if self.compile and self.impl == "autograd":
@@ -152,4 +160,4 @@ class MemoryConfig:
         return list(zip(dims[:-1], dims[1:]))
 
 
-__all__ = ["MemoryConfig", "ACTIVATIONS", "IMPLS", "PRESETS"]
+__all__ = ["MemoryConfig", "ACTIVATIONS", "IMPLS", "DECAY_TARGETS", "PRESETS"]

@@ -184,11 +184,16 @@ class NeuralMemory(nn.Module):
         backend = "triton" if self.cfg.impl == "triton" else "auto"
         op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(
             memory_scan, compile=self.cfg.compile, backend=backend)
+        # forgetting toward M_0 (docs/design.md, "Conditioning"): the learned initial weights, per sample and head
+        target = None
+        if self.cfg.forget and self.cfg.decay_target == "init":
+            target = [w.to(dt).unsqueeze(0).expand(B, *w.shape).reshape(N, *w.shape[1:]) for w in self.init_weights]
         y, W, S = op(
             flat(q), flat(k), flat(v), self._per_layer(flat(gates.lr)), self._per_layer(flat(gates.log_eta)),
             self._per_layer(flat(gates.log_decay), channelwise=self.cfg.channelwise_alpha), weights, momentum,
             chunk_size=self.cfg.chunk_size, activation=self.cfg.activation, ln_weight=lw, ln_bias=lb,
-            ln_eps=self.cfg.ln_eps, commit_partial=commit_partial, checkpoint_group=self.cfg.checkpoint_group)
+            ln_eps=self.cfg.ln_eps, commit_partial=commit_partial, checkpoint_group=self.cfg.checkpoint_group,
+            decay_target=target)
         W = [w.view(B, H, *w.shape[1:]) for w in W]
         S = [s.view(B, H, *s.shape[1:]) for s in S] if S is not None else []
         return y.view(B, H, T, D), W, S

@@ -18,7 +18,7 @@ from . import mlp
 def naive_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
                  log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                  chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
-                 ln_eps: float = 1e-5, commit_partial: bool = False):
+                 ln_eps: float = 1e-5, commit_partial: bool = False, decay_target=None):
     N, T, _ = k.shape
     depth = len(weights)
     W = list(weights)
@@ -37,6 +37,8 @@ def naive_memory(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: lis
             keep = torch.exp(log_decay[layer][:, t]) if log_decay is not None else torch.ones_like(lr[layer][:, t])
             S[layer] = eta[:, :, None] * S[layer] - lr[layer][:, t, :, None] * grad
             W[layer] = keep[:, None, :] * W[layer] + S[layer]
+            if decay_target is not None:
+                W[layer] = W[layer] + (1 - keep[:, None, :]) * decay_target[layer]
         ys.append(mlp.memory_forward(W, q[:, t : t + 1], activation, ln_weight, ln_bias, ln_eps))
     y = torch.cat(ys, dim=1) if ys else q[:, :0]
     if T % chunk_size and not commit_partial:

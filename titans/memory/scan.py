@@ -145,17 +145,18 @@ class MemoryScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, *flat):
         depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-        WS, kq, qb, v, off, coefs, lnw = _unflatten(_detached(flat), depth)
+        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _unflatten(_detached(flat), depth)
         nc = kq.shape[0]
         fwd = _step_fns(compile)[0]
         ins = _per_chunk(kq, qb, v, off, coefs)
+        r0s = [None] * nc if r0 is None else r0.contiguous().unbind(0)
         keep = any(ctx.needs_input_grad)
         saved, ys = [], []
         for c in range(nc):
             if keep and c % group == 0:
                 saved.extend(WS)
-            y, WS = fwd(WS, *ins[c], lnw, act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts,
-                        do_update=(c < nc - 1 or update_last))
+            y, WS = fwd(WS, *ins[c], lnw, targets, r0s[c], act=act, eps=eps, depth=depth, b=b, momentum=momentum,
+                        douts=douts, do_update=(c < nc - 1 or update_last))
             ys.append(y)
         ctx.save_for_backward(*flat, *saved)
         ctx.meta, ctx.n_flat, ctx.n_saved = meta, len(flat), len(saved) // depth
@@ -167,12 +168,15 @@ class MemoryScan(torch.autograd.Function):
         depth, momentum, act, eps, b, update_last, group, compile, douts = ctx.meta
         saved = ctx.saved_tensors
         flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
-        _, kq, qb, v, off, coefs, lnw = _unflatten(_detached(flat), depth)
+        _, kq, qb, v, off, coefs, lnw, targets, r0 = _unflatten(_detached(flat), depth)
         flat_states = _detached(flat_states)
         nc = kq.shape[0]
         kw = dict(act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts)
         _, state_fn, bwd = _step_fns(compile)
         ins = _per_chunk(kq, qb, v, off, coefs)
+        r0s = [None] * nc if r0 is None else r0.contiguous().unbind(0)
+        gr0s: list = [None] * nc
+        gtargets = None if targets is None else [torch.zeros_like(t) for t in targets]
         gWS = [g.contiguous() for g in gstate]
         gys = gy.contiguous().unbind(0)
         n_in = 5 + N_COEFS * depth  # kq, qb, v, off, lnw + coefficients
@@ -182,14 +186,18 @@ class MemoryScan(torch.autograd.Function):
             states, inners = [list(flat_states[g * depth:(g + 1) * depth])], []
             for c in range(c0, c1 - 1):  # the group's chunk-start states, keeping each chunk's inner factors
                 kq_c, _, v_c, off_c, co_c = ins[c]
-                WSn, inn = state_fn(states[-1], kq_c, v_c, off_c, co_c, lnw, **kw)
+                WSn, inn = state_fn(states[-1], kq_c, v_c, off_c, co_c, lnw, targets, **kw)
                 states.append(WSn)
                 inners.append(inn)
             inners.append(None)
             for c in range(c1 - 1, c0 - 1, -1):
-                gWS, gkq, gqb, gv, goff, gco, glnw = bwd(states[c - c0], *ins[c], lnw, gys[c], gWS,
-                                                         inners[c - c0], do_update=(c < nc - 1 or update_last),
-                                                         **kw)
+                gWS, gkq, gqb, gv, goff, gco, glnw, gT, gr0s[c] = bwd(
+                    states[c - c0], *ins[c], lnw, targets, r0s[c], gys[c], gWS, inners[c - c0],
+                    do_update=(c < nc - 1 or update_last), **kw)
+                if gtargets is not None:
+                    for l, t in enumerate(gT):
+                        if t is not None:
+                            gtargets[l] += t
                 for j, t in enumerate((gkq, gqb, gv, goff, glnw)):
                     grads[j][c] = t
                 for l in range(depth):
@@ -197,7 +205,8 @@ class MemoryScan(torch.autograd.Function):
                         grads[5 + l * N_COEFS + m][c] = gco[l][m]
         stacked = [_stack_or_none(gs) for gs in grads]
         glnw_all = stacked[4].sum(0) if stacked[4] is not None else None
-        return (None, *gWS, *stacked[:4], *stacked[5:], glnw_all)
+        return (None, *gWS, *stacked[:4], *stacked[5:], glnw_all, *(gtargets or [None] * depth),
+                _stack_or_none(gr0s))
 
 
 def _detached(ts) -> list:
@@ -230,7 +239,9 @@ def _unflatten(flat, depth: int):
     kq, qb, v, off = flat[depth:depth + 4]
     i = depth + 4
     coefs = [tuple(flat[i + l * N_COEFS: i + (l + 1) * N_COEFS]) for l in range(depth)]
-    return WS, kq, qb, v, off, coefs, flat[i + N_COEFS * depth]
+    i += N_COEFS * depth
+    lnw, targets, r0 = flat[i], list(flat[i + 1:i + 1 + depth]), flat[i + 1 + depth]
+    return WS, kq, qb, v, off, coefs, lnw, (None if targets[0] is None else targets), r0
 
 
 # ----------------------------------------------------------------------------------------------- entry point
@@ -248,7 +259,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
                 log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                 chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
                 ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
-                compile: bool = False, backend: str = "torch") -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+                decay_target: list[Tensor] | None = None, compile: bool = False, backend: str = "torch"
+                ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
     G of chunks between saved states (0: ``auto_group``); ``compile`` compiles the chunk step; ``backend`` runs
     the chunk loop with ``MemoryScan`` ("torch") or the Triton kernels ("triton"; "auto": on CUDA when
@@ -285,6 +297,13 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     D0 = coefs[0][2]
     coefs[0][2] = D0 * scores if D0.dim() == 4 else D0 * scores.unsqueeze(-1)
     kq = torch.cat([kc, qc], dim=2)
+    # decay toward a target T (M_0): layer 0 reads (1 - A_0) (Q T_0), which does not depend on the state
+    targets = r0 = None
+    if decay_target is not None and log_decay is not None:
+        targets = list(decay_target)
+        A0 = coefs[0][0]
+        r0 = torch.matmul(qc, targets[0])
+        r0 = r0 - A0 * r0
     if depth > 1:
         lnb = ln_bias.unsqueeze(0)  # ln_bias enters through off and qb; its gradient flows back through them
         off, qb, vin = kc + lnb - vc, qc + lnb, None
@@ -294,7 +313,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     state_bytes = sum(w.numel() * w.element_size() for w in weights) * (2 if has_momentum else 1)
     group = checkpoint_group if checkpoint_group > 0 else auto_group(nc, state_bytes)
     WS0 = [torch.cat([w, s], dim=-1) for w, s in zip(weights, momentum)] if has_momentum else list(weights)
-    flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None]
+    flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None,
+            *(targets or [None] * depth), r0]
     meta = (depth, has_momentum, activation, ln_eps, b, update_last, group, bool(compile), douts)
     if backend == "torch":
         out = MemoryScan.apply(meta, *flat)

@@ -155,24 +155,29 @@ def _update_rhs(dl: Tensor, de: Tensor, me: Tensor | None) -> Tensor:
     return de * dl if me is None else torch.cat([de * dl, me * dl], dim=-1)
 
 
-def update(WS, hs, deltas, coefs, momentum: bool, douts):
-    """Chunk-end state (eqs. 13-14 at the last token): WS' = C1 * WS + [Be S | 0] - h^T [de delta | me delta]."""
+def update(WS, hs, deltas, coefs, momentum: bool, douts, targets=None):
+    """Chunk-end state (eqs. 13-14 at the last token): WS' = C1 * WS + [Be S | 0] - h^T [de delta | me delta],
+    plus [(1 - Ae) T | 0] with a decay target T (Ae = the W part of C1)."""
     out = []
     for l, (_, _, _, C1, Be, de, me) in enumerate(coefs):
         new = torch.baddbmm(_scale(C1, WS[l]), hs[l].transpose(1, 2), _update_rhs(deltas[l], de, me), alpha=-1.0)
+        d = douts[l]
         if momentum:
-            d = douts[l]
             new[..., :d].addcmul_(Be, WS[l][..., d:])
+        if targets is not None:
+            T = targets[l]
+            new[..., :d].add_(T).addcmul_(_w(C1, d, momentum), T, value=-1.0)
         out.append(new)
     return out
 
 
-def read(WS, inn, coefs, act: str, depth: int, momentum: bool, douts):
+def read(WS, inn, coefs, act: str, depth: int, momentum: bool, douts, targets=None, r0=None):
     """Pre-activations a_l, layer inputs x_l (x_0 = Q is not needed: layer 0's c and e come from ``inner``) and
-    the parts (c_l, e_l, s_l) the backward needs."""
+    the parts (c_l, e_l, s_l, x_l T_l) the backward needs. With a decay target (``targets``), a_l also holds
+    (1 - A_l) (x_l T_l); layer 0's term is precomputed by the caller (``r0``)."""
     sigma = act_fn(act)
     hs, _, deltas, zq0, eq0, _ = inn
-    xs, as_, cs, es, ss = [None], [], [zq0], [eq0], [None]
+    xs, as_, cs, es, ss, xts = [None], [], [zq0], [eq0], [None], [None]
     for l, (A, B, D, *_) in enumerate(coefs):
         x = xs[-1]
         if l > 0:
@@ -181,7 +186,12 @@ def read(WS, inn, coefs, act: str, depth: int, momentum: bool, douts):
             cs.append(ce[..., :d])
             es.append(ce[..., d:] if momentum else None)
             ss.append(torch.bmm(x, hs[l].transpose(1, 2)))
+            xts.append(torch.bmm(x, targets[l]) if targets is not None else None)
         a = _scale(A, cs[l])
+        if l == 0 and r0 is not None:
+            a = a + r0
+        elif xts[l] is not None:  # (1 - A) (x T) = x T - A (x T)
+            a = a + xts[l] - A * xts[l]
         if momentum:
             a = torch.addcmul(a, B, es[l])
         Ds = D if l == 0 else (D * ss[l] if D.dim() == 3 else D * ss[l].unsqueeze(-1))
@@ -192,48 +202,50 @@ def read(WS, inn, coefs, act: str, depth: int, momentum: bool, douts):
         as_.append(a)
         if l < depth - 1:
             xs.append(sigma(a))
-    return xs, as_, cs, es, ss
+    return xs, as_, cs, es, ss, xts
 
 
-def chunk_forward(WS, kq, qb, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int, momentum: bool,
-                  douts: tuple, do_update: bool):
+def chunk_forward(WS, kq, qb, v, off, coefs, lnw, targets=None, r0=None, *, act: str, eps: float, depth: int, b: int,
+                  momentum: bool, douts: tuple, do_update: bool):
     """y of the chunk's tokens and the state at its end (the start state when ``do_update`` is False)."""
     inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
-    as_ = read(WS, inn, coefs, act, depth, momentum, douts)[1]
+    as_ = read(WS, inn, coefs, act, depth, momentum, douts, targets, r0)[1]
     y = as_[-1] if depth == 1 else torch.addcmul(qb, lnw, ln_forward(as_[-1], eps)[0])
     if do_update:
-        WS = update(WS, inn[0], inn[2], coefs, momentum, douts)
+        WS = update(WS, inn[0], inn[2], coefs, momentum, douts, targets)
     return y, WS
 
 
-def chunk_state(WS, kq, v, off, coefs, lnw, *, act: str, eps: float, depth: int, b: int, momentum: bool,
-                douts: tuple):
+def chunk_state(WS, kq, v, off, coefs, lnw, targets=None, *, act: str, eps: float, depth: int, b: int,
+                momentum: bool, douts: tuple):
     """The chunk-end state and the inner-gradient factors (the backward reuses them)."""
     inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
-    return update(WS, inn[0], inn[2], coefs, momentum, douts), inn
+    return update(WS, inn[0], inn[2], coefs, momentum, douts, targets), inn
 
 
 # ----------------------------------------------------------------------------------------------- backward
-def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: str, eps: float, depth: int, b: int,
-                   momentum: bool, douts: tuple, do_update: bool):
+def chunk_backward(WS, kq, qb, v, off, coefs, lnw, targets, r0, gy, gWS, inn=None, *, act: str, eps: float,
+                   depth: int, b: int, momentum: bool, douts: tuple, do_update: bool):
     """Vector-Jacobian product of ``chunk_forward`` at one chunk.
 
     gy [N, b, d]: gradient of y; gWS: gradients of the chunk-end state (list); ``inn``: this chunk's ``inner``
     result if the caller has it (recomputed otherwise).
-    Returns (gWS0, gkq, gqb, gv, goff, gcoefs, glnw): gradients of the chunk-start state and of every input
-    (None where the input is not used), gcoefs as a list of 7-lists like ``coefs``."""
+    Returns (gWS0, gkq, gqb, gv, goff, gcoefs, glnw, gtargets, gr0): gradients of the chunk-start state and of
+    every input (None where the input is not used), gcoefs as a list of 7-lists like ``coefs``, gtargets one per
+    layer (this chunk's share; None without a decay target)."""
     if inn is None:
         inn = inner(WS, kq, v, off, lnw, act, eps, depth, b, momentum, douts)
     hs, zs, deltas, zq0, eq0, ln = inn
     if depth > 1:
         n, mean, rstd, r, g, ps = ln
-    xs, as_, cs, es, ss = read(WS, inn, coefs, act, depth, momentum, douts)
+    xs, as_, cs, es, ss, xts = read(WS, inn, coefs, act, depth, momentum, douts, targets, r0)
 
     gS: list = [None] * depth  # gradients of the chunk-start [W | S], fresh tensors (updated in place below)
     gh: list = [None] * depth
     gdelta: list = [None] * depth
     gco = [[None] * 7 for _ in range(depth)]
-    glnw = gqb = gv = goff = None
+    gT: list = [None] * depth
+    glnw = gqb = gv = goff = gr0 = None
 
     def acc(a, t):
         return t if a is None else a + t
@@ -248,6 +260,14 @@ def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: st
         gS[l] = G.clone() if C1 is None else C1 * G
         if C1 is not None:
             gco[l][3] = _sum_to(WS[l] * G, C1)
+        if targets is not None:  # + (1 - Ae) T on the W part
+            GW, T = G[..., :d], targets[l]
+            gT[l] = GW - _w(C1, d, momentum) * GW
+            gAe = _sum_to(-(T * GW), _w(C1, d, momentum))
+            if momentum:
+                gco[l][3][..., :d] += gAe
+            else:
+                gco[l][3] = gco[l][3] + gAe
         if momentum:
             P = G[..., :d]
             gS[l][..., d:].addcmul_(Be, P)
@@ -275,8 +295,14 @@ def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: st
     for l in range(depth - 1, -1, -1):
         A, B, D = coefs[l][:3]
         if A is not None:
-            gco[l][0] = _sum_to(ga * cs[l], A)
+            gco[l][0] = _sum_to(ga * (cs[l] if xts[l] is None else cs[l] - xts[l]), A)
         gc = _scale(A, ga)
+        if l == 0 and r0 is not None:
+            gr0 = ga
+        gat = None  # (1 - A) ga: the gradient of x_l T_l
+        if xts[l] is not None:
+            gat = ga - A * ga
+            gT[l] = acc(gT[l], torch.bmm(xs[l].transpose(1, 2), gat))
         if momentum:
             gco[l][1] = _sum_to(ga * es[l], B)
             gce = torch.cat([gc, B * ga], dim=-1)
@@ -304,6 +330,8 @@ def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: st
             gs = (gDs * D).sum(-1)
         # [c | e] = x WS,  s = x h^T
         gx = torch.baddbmm(torch.bmm(gs, hs[l]), gce, WS[l].transpose(1, 2))
+        if gat is not None:
+            gx = torch.baddbmm(gx, gat, targets[l].transpose(1, 2))
         gh[l] = acc(gh[l], torch.bmm(gs.transpose(1, 2), x))
         gS[l].baddbmm_(x.transpose(1, 2), gce)
         ga = act_grad(act, gx, as_[l - 1])
@@ -345,4 +373,4 @@ def chunk_backward(WS, kq, qb, v, off, coefs, lnw, gy, gWS, inn=None, *, act: st
     gkq = torch.bmm(gzkq, WS[0].transpose(1, 2))
     if gh[0] is not None:  # h_0 = K (the rows :b of kq) also enters the update
         gkq[:, :b] += gh[0]
-    return gS, gkq, gqb, gv, goff, gco, glnw
+    return gS, gkq, gqb, gv, goff, gco, glnw, gT, gr0

@@ -73,8 +73,10 @@ def _pow2(x: int) -> bool:
 def unsupported_reason(meta, flat) -> str | None:
     """Why the kernels cannot run this call (None: they can). See the package docstring for what they cover."""
     depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-    WS, kq, qb, v, off, coefs, lnw = _scan._unflatten(flat, depth)
+    WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
     d = kq.shape[-1]
+    if targets is not None:
+        return "a decay target (memory.decay_target='init')"
     if depth not in (1, 2):
         return f"depth {depth} (the kernels cover depth 1 and 2)"
     if act not in ACT_CODES:
@@ -199,7 +201,7 @@ class TritonMemoryScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, tile, dtrue, *flat):
         depth, momentum, act, eps, b, update_last, group, _compile, douts = meta
-        WS, kq, qb, v, off, coefs, lnw = _scan._unflatten([None if t is None else t.detach() for t in flat], depth)
+        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten([None if t is None else t.detach() for t in flat], depth)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
         K_ = kernels_for(dev)
@@ -243,7 +245,7 @@ class TritonMemoryScan(torch.autograd.Function):
         depth, momentum, act, eps, b, update_last, group, _compile, douts = ctx.meta
         saved_all = ctx.saved_tensors
         flat, saved = saved_all[: ctx.n_flat], saved_all[ctx.n_flat:]
-        WS, kq, qb, v, off, coefs, lnw = _scan._unflatten(flat, depth)
+        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
         K_ = kernels_for(dev)
@@ -311,7 +313,8 @@ class TritonMemoryScan(torch.autograd.Function):
             goff, glnw = goff.to(off.dtype), glnw.view(N, 1, d).to(lnw.dtype)
         gkq = gkq.to(kq.dtype)
         gWS = [g.to(w.dtype) for g, w in zip(gws, WS)]
-        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw)
+        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw,
+                *[None] * (depth + 1))
 
 
 def _next_pow2(x: int) -> int:
@@ -335,7 +338,7 @@ def _padded(meta, flat):
     """The call with head_dim and hidden width zero-padded to powers of two (exact: the padded keys, values, weights
     and LN scale are zero, sigma(0) = 0, and the LayerNorm statistics use the true width); None if no padding."""
     depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-    WS, kq, qb, v, off, coefs, lnw = _scan._unflatten(flat, depth)
+    WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
     d = kq.shape[-1]
     D = _next_pow2(d)
     widths = [D] if depth == 1 else [_next_pow2(douts[0]), D]
@@ -351,7 +354,7 @@ def _padded(meta, flat):
         c1 = _pad_last(C1, wd, parts) if (C1 is not None and (momentum or cw)) else C1
         cop.append((chan(A), chan(B), chan(Dm) if (cw and Dm is not None) else Dm, c1, chan(Be), chan(de), me))
     flat_p = [*WSp, _pad_last(kq, D), _pad_last(qb, D), _pad_last(v, D), _pad_last(off, D),
-              *[t for layer in cop for t in layer], _pad_last(lnw, D)]
+              *[t for layer in cop for t in layer], _pad_last(lnw, D), *[None] * (depth + 1)]
     return (depth, momentum, act, eps, b, update_last, group, compile, tuple(widths)), flat_p, d, list(douts)
 
 
