@@ -126,3 +126,38 @@ def test_convert_checkpoint_errors_are_one_line(bad_files, tmp_path):
         proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_checkpoint.py"), str(bad_files / name),
                                str(tmp_path / "hf")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert_one_error_line(proc, name, "not a readable checkpoint")
+
+
+def _run_eval(args, tmp_path, **env_changes):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", **env_changes)
+    return subprocess.run([sys.executable, str(ROOT / "eval.py"), *args, f"paths.log_dir={tmp_path}"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script, overrides, fragments", [
+    ("train", ["experiment=does_not_exist"], ["experiment=does_not_exist: there is no configs/experiment/",
+                                              "choices in configs/experiment/"]),
+    ("train", ["experiment=mac_170"], ["closest: mac_170m,"]),
+    ("train", ["model=foo"], ["model=foo: there is no configs/model/foo.yaml; closest: "]),
+    ("train", ["model=macc"], ["closest: mac,"]),
+    ("train", ["trainer.max_step=5"], ["trainer.max_step is not a config key: did you mean trainer.max_steps,",
+                                       "+trainer.max_step="]),
+    ("train", ["modle=mac"], ["modle is not a config key: did you mean model,"]),
+    ("train", ["seed=abc"], ["seed='abc' is not an integer"]),
+    ("train", ["trainer.max_steps=[1"], ["cannot parse the override", "[1"]),
+    ("train", ["-m", "model=macc,mac"], ["closest: mac,"]),
+    ("eval", ["suite=smok", "ckpt=x.ckpt"], ["suite=smok: there is no configs/suite/smok.yaml; closest: smoke,"]),
+    ("eval", ["suit=smoke"], ["suit is not a config key: did you mean suite"]),
+])
+def test_hydra_composition_errors_are_one_line_with_the_closest_names(script, overrides, fragments, tmp_path):
+    """Hydra printed 21-76 lines and exited 1 for these; seed=abc did not name the key."""
+    proc = (run_train(overrides, tmp_path, check=False) if script == "train"
+            else _run_eval(overrides, tmp_path))
+    assert_one_error_line(proc, *fragments)
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) <= 2, proc.stderr  # + the CPU thread note
+
+
+def test_full_error_brings_hydras_own_report_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    proc = run_train(["model=foo"], tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "Could not find 'model/foo'" in proc.stderr
