@@ -26,9 +26,9 @@ EXIT_USAGE = 2
 
 
 #: what a user can fix from the message (titans.errors): ValueError covers bad config values and the
-#: CheckpointError family, DataUnavailableError the HubUnavailableError
+#: CheckpointError family, DataUnavailableError the HubUnavailableError, CheckpointWriteError a full disk
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, ConnectionError, FloatingPointError,
-                   DataUnavailableError)
+                   DataUnavailableError, CheckpointWriteError)
 
 
 def one_line(err: BaseException) -> str:

@@ -72,8 +72,10 @@ def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu
     """
     path = validate_checkpoint_path(path)
     if path.is_dir():
-        model = load_pretrained_safely(AutoModelForCausalLM.from_pretrained, path)
-        tokenizer = load_pretrained_safely(AutoTokenizer.from_pretrained, path)
+        model = load_pretrained_safely(AutoModelForCausalLM.from_pretrained, path,
+                                       what="model (config.json and weights)")
+        tokenizer = load_pretrained_safely(AutoTokenizer.from_pretrained, path,
+                                           what="tokenizer (tokenizer.json, tokenizer_config.json)")
     else:
         model, tokenizer = _load_training_checkpoint(path)
     model = model.to(device)

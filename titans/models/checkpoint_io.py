@@ -94,11 +94,11 @@ def _is_plain_pickle(path: str | Path) -> bool:
         return False
 
 
-def load_pretrained_safely(load, path: str | Path, **kwargs):
+def load_pretrained_safely(load, path: str | Path, what: str = "model", **kwargs):
     """``load(path, **kwargs)`` for a ``from_pretrained`` (a model or tokenizer of a Hugging Face directory), with
     its reading errors as CheckpointError: a ``pytorch_model.bin`` that is a pickle (unsafe or plain), corrupt
     safetensors, a malformed ``tokenizer.json`` or ``config.json``, missing files. torch's and transformers'
-    warnings about the files are not shown."""
+    warnings about the files are not shown. ``what`` names what is loaded in the message ("model", "tokenizer")."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -118,14 +118,14 @@ def load_pretrained_safely(load, path: str | Path, **kwargs):
         raise CorruptCheckpointError(f"{path} holds unreadable safetensors weights ({first_line(err)}): use "
                                      f"another checkpoint") from None
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} could not be loaded as a Hugging Face directory ({first_line(err)}): "
+        raise CheckpointError(f"{path} could not be loaded: its {what} files are not readable ({first_line(err)}): "
                               f"give a directory written by save_pretrained (scripts/convert_checkpoint.py) or a "
                               f"Lightning .ckpt") from None
     except Exception as err:  # noqa: BLE001 - the tokenizers library raises plain Exception on a bad tokenizer.json
         if type(err).__name__ != "Exception":
             raise
-        raise CheckpointError(f"{path} could not be loaded ({first_line(err)}): a malformed tokenizer.json or "
-                              f"config; give a directory written by save_pretrained") from None
+        raise CheckpointError(f"{path} could not be loaded: its {what} files are not readable ({first_line(err)}): "
+                              f"give a directory written by save_pretrained") from None
 
 
 def load_lightning_checkpoint(path: str | Path, map_location: str = "cpu", mmap: bool = False) -> dict:
