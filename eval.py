@@ -16,10 +16,11 @@ configure_cpu_threads()  # before torch: OpenMP reads its settings once
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from titans.cli import report_expected_errors  # noqa: E402
+from titans.cli import report_expected_errors, report_hydra_errors  # noqa: E402
 from titans.training.hydra_utils import register_hydra  # noqa: E402
 
 register_hydra()
+report_hydra_errors()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval.yaml")

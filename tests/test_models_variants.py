@@ -217,6 +217,22 @@ def test_generate_feeds_each_token_once(variant):
     assert fed == [17, 1, 1, 1], fed
 
 
+@pytest.mark.parametrize("variant", ["mac", "transformer"])
+def test_generate_with_an_empty_prompt_is_a_clear_value_error(variant):
+    """It was a raw IndexError from deep inside transformers' sampling loop."""
+    from titans.eval.generation import greedy_generate
+
+    model = tiny(variant)
+    for empty in (torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.long)):
+        with pytest.raises(ValueError, match="empty prompt"):
+            model.generate(empty, max_new_tokens=2, do_sample=False)
+        with pytest.raises(ValueError, match="empty prompt"):
+            model.generate(input_ids=empty, max_new_tokens=2, do_sample=False)
+    with pytest.raises(ValueError, match="empty prompt"):
+        greedy_generate(model, torch.zeros(1, 0, dtype=torch.long), max_new_tokens=2)
+    assert model.generate(tokens(batch=1, length=1), max_new_tokens=2, do_sample=False).shape == (1, 3)
+
+
 def test_forward_takes_the_cache_under_either_name():
     model, x = tiny("mag"), tokens(batch=1, length=9)
     with torch.no_grad():

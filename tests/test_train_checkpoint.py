@@ -98,6 +98,25 @@ def test_converted_directory_loads_without_titans_and_has_a_model_card(trained_r
     assert "acc_stderr" not in card
 
 
+def test_the_saved_tokenizer_and_card_state_what_the_run_used(trained_run, converted):
+    """The tokenizer saved with the model truncates to the trained context (its model_max_length was about 1e30); the
+    card shows the warm-up the schedule ran (the configured 50 capped at the run's 4 steps), not the configured one."""
+    from transformers import AutoTokenizer
+
+    from titans.eval.loading import load_model_and_tokenizer
+
+    _, tokenizer = load_model_and_tokenizer(trained_run / "checkpoints" / "last.ckpt")
+    assert tokenizer.model_max_length == 64
+    saved = AutoTokenizer.from_pretrained(converted["dir"])
+    assert saved.model_max_length == 64
+    assert len(saved("word " * 200, truncation=True)["input_ids"]) == 64
+    card = (converted["dir"] / "README.md").read_text()
+    assert ("| schedule | warmup_steps 4 (configured 50, capped at the run's 4 steps), cosine decay over 4 steps to "
+            "min_lr_ratio 0.1 |") in card
+    assert torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["titans_schedule"] == {
+        "warmup_steps": 4, "total_steps": 4, "min_lr_ratio": 0.1}
+
+
 def test_bad_checkpoint_paths_are_explained(tmp_path):
     from titans.errors import CheckpointError
     from titans.eval.loading import load_model_and_tokenizer

@@ -46,41 +46,141 @@ def test_gradient_accumulation_from_global_batch_tokens(tokens, micro, seq, worl
     assert gradient_accumulation(tokens, micro, seq, world) == expected
 
 
-def test_ckpt_last_picks_the_newest_earlier_run(tmp_path):
-    older = tmp_path / "train" / "runs" / "a" / "checkpoints" / "last.ckpt"
-    newer = tmp_path / "train" / "runs" / "b" / "checkpoints" / "last.ckpt"
-    current = tmp_path / "train" / "runs" / "c"
-    for p in (older, newer):
-        p.parent.mkdir(parents=True)
-        p.write_bytes(b"x")
-    os.utime(older, (time.time() - 100, time.time() - 100))
-    (current / "checkpoints").mkdir(parents=True)
-    (current / "checkpoints" / "last.ckpt").write_bytes(b"x")  # the run being started is never its own parent
-    os.utime(current / "checkpoints" / "last.ckpt", (time.time() + 100, time.time() + 100))
-    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(newer)
-    assert resolve_ckpt_path(None, tmp_path, "train", current) is None
+def _config(root, **data):
+    """A resolved run config as train() stores it in checkpoints, its paths under ``root``."""
+    root = str(root)
+    return {"task_name": "train", "seed": 1, "run_name": None, "ckpt_path": None,
+            "paths": {"root_dir": root, "data_dir": f"{root}/data", "log_dir": f"{root}/logs",
+                      "output_dir": f"{root}/logs/train/runs/x"},
+            "data": {"_target_": "titans.data.TextDataModule", "data_dir": f"{root}/data/shakespeare",
+                     "seq_len": 64, "batch_size": 2, **data},
+            "trainer": {"max_steps": 10, "devices": 1, "precision": "32-true",
+                        "default_root_dir": f"{root}/logs/train/runs/x"},
+            "logger": {"csv": {"save_dir": f"{root}/logs/train/runs/x"}}}
+
+
+def _checkpoint(path, config, age: float = 0.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"global_step": 1, "titans_run_config": config}, path)
+    os.utime(path, (time.time() - age, time.time() - age))
+    return path
+
+
+def test_ckpt_last_picks_the_newest_earlier_run_with_this_config(tmp_path):
+    ours = _config(tmp_path)
+    runs = tmp_path / "train" / "runs"
+    older = _checkpoint(runs / "a" / "checkpoints" / "last.ckpt", ours, age=100)
+    newer = _checkpoint(runs / "b" / "checkpoints" / "last.ckpt", ours, age=50)
+    current = runs / "c"
+    assert resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours) == str(newer)
+    assert resolve_ckpt_path(None, tmp_path, "train", current, run_config=ours) is None
+    # another experiment of the same task_name, saved even later, is never taken
+    _checkpoint(runs / "other" / "checkpoints" / "last.ckpt", _config(tmp_path, seq_len=128), age=1)
+    _checkpoint(runs / "old_layout" / "checkpoints" / "last.ckpt", None, age=0)
+    assert resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours) == str(newer)
+    newer.unlink()
+    older.unlink()
+    with pytest.raises(FileNotFoundError, match=r"none of a run with this config \(.*data.seq_len 128 -> 64"):
+        resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours)
+
+
+def test_run_time_keys_and_moved_checkouts_do_not_make_another_run(tmp_path):
+    from titans.training.checkpoint import run_config_differences
+
+    ours = _config(tmp_path / "checkout")
+    moved = _config(tmp_path / "elsewhere")  # the same run, its repository (and so every path) moved
+    moved["trainer"].update(max_steps=20, devices=2)
+    moved.update(ckpt_path="last", run_name="again")
+    moved["logger"] = {"wandb": {"project": "p"}}
+    assert run_config_differences(moved, ours) == ""
+    changed = _config(tmp_path / "checkout", batch_size=4)
+    changed["trainer"]["precision"] = "bf16-mixed"
+    changed["seed"] = 2
+    assert run_config_differences(changed, ours) == ("data.batch_size 4 -> 2, seed 2 -> 1, "
+                                                     "trainer.precision 'bf16-mixed' -> '32-true'")
+
+
+def test_ckpt_last_takes_this_runs_own_directory_first(tmp_path):
+    """A run started again with the same run_name (or hydra.run.dir) continues from its own checkpoints."""
+    ours = _config(tmp_path)
+    runs = tmp_path / "train" / "runs"
+    _checkpoint(runs / "b" / "checkpoints" / "last.ckpt", ours, age=0)
+    own = _checkpoint(runs / "named" / "checkpoints" / "last.ckpt", ours, age=100)
+    assert resolve_ckpt_path("last", tmp_path, "train", runs / "named", run_config=ours, run_name="named") == str(own)
+    with pytest.raises(FileNotFoundError, match="run_name=fresh has no checkpoints/last.ckpt"):
+        resolve_ckpt_path("last", tmp_path, "train", runs / "fresh", run_config=ours, run_name="fresh")
 
 
 def test_ckpt_last_prefers_a_newer_interrupt_save_and_works_without_a_periodic_one(tmp_path):
+    ours = _config(tmp_path)
     run = tmp_path / "train" / "runs" / "a" / "checkpoints"
-    run.mkdir(parents=True)
     current = tmp_path / "train" / "runs" / "b"
-    interrupted = run / "on_exception.ckpt"  # Ctrl-C before the first periodic save
-    interrupted.write_bytes(b"x")
-    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(interrupted)
-    periodic = run / "last.ckpt"  # step 15, then Ctrl-C at step 17 writes on_exception.ckpt
-    periodic.write_bytes(b"x")
-    os.utime(periodic, (time.time() - 50, time.time() - 50))
-    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(interrupted)
+    interrupted = _checkpoint(run / "on_exception.ckpt", ours)  # Ctrl-C before the first periodic save
+    assert resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours) == str(interrupted)
+    periodic = _checkpoint(run / "last.ckpt", ours, age=50)  # step 15, then Ctrl-C at step 17 writes on_exception
+    assert resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours) == str(interrupted)
     os.utime(interrupted, (time.time() - 100, time.time() - 100))  # resumed and saved again since
-    assert resolve_ckpt_path("last", tmp_path, "train", current) == str(periodic)
+    assert resolve_ckpt_path("last", tmp_path, "train", current, run_config=ours) == str(periodic)
 
 
 def test_ckpt_path_errors_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ckpt_path=last found no"):
-        resolve_ckpt_path("last", tmp_path, "train", tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="ckpt_path=last found no earlier run of task_name=train"):
+        resolve_ckpt_path("last", tmp_path, "train", tmp_path / "x", run_config=_config(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path, "train", tmp_path / "x")
+
+
+def _lightning_checkpoint():
+    return {"state_dict": {"w": torch.arange(1000.0)}, "global_step": 7}
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    """A crash or a full disk during torch.save: last.ckpt stays the previous, complete file; no temporary file is
+    left; the error is a CheckpointWriteError naming the file."""
+    import errno
+
+    import titans.training.checkpoint as checkpoint_module
+    from titans.errors import CheckpointWriteError
+    from titans.training.checkpoint import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint(_lightning_checkpoint(), path)
+    before = path.read_bytes()
+
+    def write_half_then_fail(obj, f, *args, **kwargs):
+        f.write(before[: len(before) // 2])  # partial output, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", write_half_then_fail)
+    with pytest.raises(CheckpointWriteError, match=rf"could not write checkpoint {path} \(the disk is full\)"):
+        io.save_checkpoint({**_lightning_checkpoint(), "global_step": 8}, path)
+    assert path.read_bytes() == before and torch.load(path, weights_only=True)["global_step"] == 7
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+    def crash(obj, f, *args, **kwargs):  # a crash (not an OSError) mid-write: re-raised as it is
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint(_lightning_checkpoint(), path)
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_train_writes_checkpoints_through_the_atomic_writer(tmp_path):
+    """Lightning's trainer built by train() saves through AtomicCheckpointIO (temporary file + os.replace)."""
+    from train_helpers import compose_train_config
+
+    from titans.training.checkpoint import AtomicCheckpointIO
+
+    cfg = compose_train_config(tmp_path, ["trainer.max_steps=1", "logger=none"])
+    import hydra
+
+    from titans.training.pipeline import _callbacks_the_trainer_allows
+
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=_callbacks_the_trainer_allows([], cfg.trainer),
+                                      plugins=[AtomicCheckpointIO()], logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
 
 
 def test_fsdp_policy_wraps_each_block():

@@ -6,6 +6,9 @@ print it as one line (``titans.cli``) instead of a traceback.
 ``CheckpointError``        a path that is missing or is not a checkpoint this project can read; its two kinds are
                            ``CorruptCheckpointError`` (truncated, not a torch file) and ``UnsafeCheckpointError`` (the
                            pickle asks for code to run).
+``CheckpointWriteError``   a checkpoint could not be written (full disk, no permission); the previous file of that
+                           name is still there and loadable (checkpoints are written to a temporary file, then
+                           renamed).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class CorruptCheckpointError(CheckpointError):
 
 class UnsafeCheckpointError(CheckpointError):
     """The file asks the unpickler for objects beyond tensors and plain containers (it could run code)."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (the disk is full, the directory is not writable)."""
 
 
 def first_line(err: BaseException | str, limit: int = 200) -> str:

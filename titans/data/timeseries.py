@@ -17,6 +17,7 @@ The protocol (the one the Titans paper's baseline numbers match; the paper state
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,55 @@ def split_borders(n_rows: int, kind: str) -> dict[str, tuple[int, int]]:
 
 
 def read_series_csv(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """The variates of a benchmark CSV (first column ``date``, then one column per variate) as float32 [T, C]."""
+    """The variates of a benchmark CSV (first column ``date``, then one column per variate) as float32 [T, C].
+
+    Every cell must be a finite number: an empty, unparsable, NaN or infinite cell is a ValueError naming the file,
+    its line (the header is line 1) and column, before any of it reaches a model (a NaN would surface as a NaN
+    loss at step 0 and be blamed on the learning rate)."""
     path = Path(path)
     with path.open(encoding="utf-8") as f:
         header = f.readline().strip().split(",")
     if not header or header[0] != "date":
         raise ValueError(f"{path}: the first column must be 'date' (the standard benchmark layout), got {header[:1]}")
-    values = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, len(header)), dtype=np.float64, ndmin=2)
+    if len(header) < 2:
+        raise ValueError(f"{path}: the header names no variate column after 'date'")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below
+            values = np.loadtxt(path, delimiter=",", skiprows=1, usecols=range(1, len(header)), dtype=np.float64,
+                                ndmin=2)
+    except ValueError:
+        _raise_bad_cell(path, header)
+        raise
+    if values.shape[0] == 0:
+        raise ValueError(f"{path} has a header but no data rows")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{path}: line {row + 2}, column {col + 2} ({header[col + 1]!r}) is {values[row, col]} "
+                         f"({int(bad.sum())} non-finite cells in all): fill or drop the missing values")
     return values.astype(np.float32), header[1:]
+
+
+def _raise_bad_cell(path: Path, header: list[str]) -> None:
+    """Find the first cell np.loadtxt could not read and raise a ValueError naming its line and column."""
+    with path.open(encoding="utf-8") as f:
+        next(f)
+        for line_no, line in enumerate(f, start=2):
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            cells = text.split(",")
+            if len(cells) != len(header):
+                raise ValueError(f"{path}: line {line_no} has {len(cells)} fields, the header names {len(header)} "
+                                 f"columns")
+            for col, cell in enumerate(cells[1:], start=1):
+                try:
+                    float(cell)
+                except ValueError:
+                    what = "an empty cell" if not cell.strip() else f"{cell.strip()[:20]!r}, not a number"
+                    raise ValueError(f"{path}: line {line_no}, column {col + 1} ({header[col]!r}) is {what}: fill "
+                                     f"or drop the missing values") from None
 
 
 class StandardScaler:

@@ -171,10 +171,14 @@ def _bytes() -> PreTrainedTokenizerFast:
 # -------------------------------------------------------------------------------------------- llama2
 def _llama2(name_or_path: str) -> PreTrainedTokenizerFast:
     path = resolve_path(name_or_path)
-    if path.is_file():
-        tok = _from_sentencepiece_file(path)
-    elif path.is_dir():
-        tok = _from_directory(path)
+    if path.is_file() or path.is_dir():
+        try:
+            tok = _from_sentencepiece_file(path) if path.is_file() else _from_directory(path)
+        except Exception as err:  # noqa: BLE001 - tokenizers/transformers raise many kinds on a malformed file
+            what = ("a tokenizer directory (tokenizer.json / tokenizer_config.json or tokenizer.model)" if path.is_dir()
+                    else "a SentencePiece .model file")
+            raise ValueError(f"tokenizer.name_or_path={name_or_path} is not a readable tokenizer "
+                             f"({first_line(err)}): give {what}, e.g. {BUNDLED_SENTENCEPIECE}") from err
     elif _looks_like_path(name_or_path):
         raise DataUnavailableError(
             f"tokenizer path {name_or_path} does not exist: give a tokenizer directory or a SentencePiece "

@@ -15,6 +15,8 @@ def greedy_generate(model, input_ids: torch.Tensor, max_new_tokens: int,
     """
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be [batch, time], got shape {tuple(input_ids.shape)}")
+    if input_ids.shape[1] == 0:
+        raise ValueError("greedy_generate got an empty prompt (no tokens): give at least one token per row")
     if max_new_tokens <= 0:
         return [[] for _ in range(input_ids.shape[0])]
     if hasattr(model, "generate"):

@@ -18,7 +18,7 @@ from titans.data import build_tokenizer
 from titans.errors import CheckpointError
 from titans.models import TitansConfig, TitansForCausalLM
 from titans.models.checkpoint_io import (LIGHTNING_SUFFIXES, checkpoint_model_config, load_lightning_checkpoint,
-                                         net_state_dict)
+                                         load_pretrained_safely, net_state_dict)
 
 
 def validate_checkpoint_path(path) -> Path:
@@ -58,6 +58,8 @@ def _load_training_checkpoint(path: Path):
     tokenizer = None
     if tokenizer_config:
         tokenizer = build_tokenizer(**{k: v for k, v in tokenizer_config.items() if k != "_target_"})
+        # the context the model was trained on: what the tokenizer truncates to (and says when it is saved with it)
+        tokenizer.model_max_length = int(model.config.max_position_embeddings)
     return model, tokenizer
 
 
@@ -70,7 +72,10 @@ def load_model_and_tokenizer(path: str | Path, device: str | torch.device = "cpu
     """
     path = validate_checkpoint_path(path)
     if path.is_dir():
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+        model = load_pretrained_safely(AutoModelForCausalLM.from_pretrained, path,
+                                       what="model (config.json and weights)")
+        tokenizer = load_pretrained_safely(AutoTokenizer.from_pretrained, path,
+                                           what="tokenizer (tokenizer.json, tokenizer_config.json)")
     else:
         model, tokenizer = _load_training_checkpoint(path)
     model = model.to(device)

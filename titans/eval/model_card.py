@@ -17,7 +17,7 @@ from pathlib import Path
 
 from titans.eval.results import REPO_ROOT, git_commit, package_version, read_record
 from titans.models import SIZES
-from titans.models.checkpoint_io import load_lightning_checkpoint
+from titans.models.checkpoint_io import EFFECTIVE_SCHEDULE, load_lightning_checkpoint
 
 RESULTS_DIR = REPO_ROOT / "experiments" / "results"
 VARIANT_NAMES = {
@@ -50,7 +50,8 @@ def training_summary(checkpoint: str | Path) -> dict:
     steps, per_step = int(ckpt.get("global_step", 0)), hparams.get("tokens_per_step")
     summary = {"checkpoint": checkpoint, "steps": steps, "tokens_per_step": per_step,
                "tokens": steps * per_step if per_step else None, "tokenizer": hparams.get("tokenizer"),
-               "optimizer": hparams.get("optimizer"), "scheduler": hparams.get("scheduler")}
+               "optimizer": hparams.get("optimizer"), "scheduler": hparams.get("scheduler"),
+               "schedule": ckpt.get(EFFECTIVE_SCHEDULE)}
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     config = _read_yaml(run_dir / ".hydra" / "config.yaml")
     hydra = _read_yaml(run_dir / ".hydra" / "hydra.yaml")
@@ -140,11 +141,27 @@ def _training(summary: dict) -> str:
         ("training tokens", f"{tokens:,} ({summary['steps']:,} steps x {summary['tokens_per_step']:,} tokens)"
          if tokens else None),
         ("optimizer", ", ".join(f"{k} {v}" for k, v in optimizer.items()) or None),
-        ("schedule", ", ".join(f"{k} {v}" for k, v in scheduler.items() if v is not None) or None),
+        ("schedule", _schedule(scheduler, summary.get("schedule"))),
         ("final validation", f"{validation} (the run's `metrics.json`)" if validation else None),
         ("run", f"`{summary['run_dir'].name}`" if summary.get("run_dir") else None),
     ]
     return _table(rows)
+
+
+def _schedule(configured: dict, effective: dict | None) -> str | None:
+    """The learning-rate schedule as the run used it: the effective warm-up (capped at the run's steps, or derived
+    from ``warmup_tokens``) and the decay length, with the configured warm-up where it differs. Checkpoints written
+    before train.py recorded the effective schedule show the configured values, marked as such."""
+    if not effective:
+        text = ", ".join(f"{k} {v}" for k, v in configured.items() if v is not None)
+        return f"{text} (as configured)" if text else None
+    warmup = f"warmup_steps {effective['warmup_steps']}"
+    asked = configured.get("warmup_steps")
+    if asked is None and configured.get("warmup_tokens") is not None:
+        warmup += f" (from warmup_tokens {configured['warmup_tokens']})"
+    elif asked is not None and int(asked) != int(effective["warmup_steps"]):
+        warmup += f" (configured {asked}, capped at the run's {effective['total_steps']} steps)"
+    return f"{warmup}, cosine decay over {effective['total_steps']} steps to min_lr_ratio {effective['min_lr_ratio']}"
 
 
 def _lm_eval_table(results: dict) -> str | None:

@@ -202,6 +202,15 @@ class TitansForCausalLM(TitansPreTrainedModel, GenerationMixin):
         supervised = targets != IGNORE_INDEX
         return self.lm_head(hidden[supervised]), targets[supervised]
 
+    def generate(self, inputs: torch.Tensor | None = None, *args, **kwargs):
+        """GenerationMixin's ``generate``, after checking the prompt is not empty (the model has nothing to predict
+        the first token from: there is no BOS token prepended for it)."""
+        prompt = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(prompt, torch.Tensor) and (prompt.dim() == 0 or prompt.shape[-1] == 0 or prompt.numel() == 0):
+            raise ValueError(f"generate() got an empty prompt (input_ids of shape {tuple(prompt.shape)}): give at "
+                             f"least one token per row, e.g. the tokenizer's eos_token_id as a start token")
+        return super().generate(inputs, *args, **kwargs)
+
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
                                       inputs_embeds=None, use_cache=True, cache=None, **kwargs):
         """Feed only the tokens the cache has not seen yet (generate() hands the cache back as ``cache`` in

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import lightning as L
+
+log = logging.getLogger(__name__)
 
 
 class StopAtStep(L.Callback):
@@ -60,16 +63,42 @@ class InterruptCheckpoint(L.Callback):
         import os
 
         self.ckpt_path = os.path.join(str(dirpath), f"{filename}.ckpt")
+        #: the file written by the latest interrupt (None before one, or when that save failed)
+        self.saved_path: str | None = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        from titans.errors import CheckpointWriteError
+
+        self.saved_path = None
+        if isinstance(exception, CheckpointWriteError):  # the disk is full: another save would fail the same way
+            return
         _as_if_saved_after_the_last_completed_batch(trainer)
-        trainer.save_checkpoint(self.ckpt_path)
+        try:
+            trainer.save_checkpoint(self.ckpt_path)
+        except Exception as err:  # noqa: BLE001 - the original exception is what the run reports
+            log.warning("could not write the interrupt checkpoint %s: %s", self.ckpt_path, err)
+            return
+        self.saved_path = self.ckpt_path
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         from lightning.pytorch.trainer.states import TrainerStatus
 
         if stage == "fit" and trainer.state.status == TrainerStatus.FINISHED:
             trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+
+class RunConfigInCheckpoint(L.Callback):
+    """Write the run's resolved config into every checkpoint (``checkpoint["titans_run_config"]``, plain containers):
+    resuming compares it with the new run's (titans.training.checkpoint.check_resume_checkpoint) and
+    ``ckpt_path=last`` takes only checkpoints of the same run. train() adds it to every run."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        from titans.models.checkpoint_io import RUN_CONFIG
+
+        checkpoint[RUN_CONFIG] = self.config
 
 
 def _as_if_saved_after_the_last_completed_batch(trainer: L.Trainer) -> None:

@@ -1,14 +1,23 @@
-"""What training does with checkpoints: refuse to resume another model, and start a fine-tuning run from the weights
-of a pretrained one (``init_from``). Reading them is titans.models.checkpoint_io's job."""
+"""What training does with checkpoints: write them atomically, refuse to resume another run's config, and start a
+fine-tuning run from the weights of a pretrained one (``init_from``). Reading them is titans.models.checkpoint_io's
+job."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from titans.data import build_tokenizer, tokenizer_fingerprint
 from titans.models import TitansForCausalLM
-from titans.models.checkpoint_io import checkpoint_model_config, load_lightning_checkpoint, net_state_dict
+from titans.errors import CheckpointError, CheckpointWriteError
+from titans.models.checkpoint_io import (RUN_CONFIG, checkpoint_model_config, load_lightning_checkpoint,
+                                         load_pretrained_safely, net_state_dict, safe_torch_load)
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +36,149 @@ def _comparable(config: dict) -> dict:
     return out
 
 
-def check_resume_checkpoint(path: str | Path, config: dict, allow_config_change: bool = False) -> None:
-    """Before Lightning resumes from ``path``: the file must be a readable, safe train.py checkpoint whose model
-    is the one this run builds (same variant, shapes and memory rule; runtime options may differ)."""
-    ckpt = load_lightning_checkpoint(path, mmap=True)
+#: entries of the run's resolved config that say where and how it runs, not what it trains: a resumed run may
+#: change them (a key and everything under it). Everything else must be the checkpoint's, or
+#: ``allow_config_change=true``.
+RUNTIME_CONFIG_KEYS = (
+    "paths", "hydra", "logger", "callbacks", "ckpt_path", "allow_config_change", "init_from", "init_from_required",
+    "task_name", "run_name", "tags", "optimized_metric", "test", "train_tokens", "extras",
+    "trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy", "trainer.plugins",
+    "trainer.max_steps", "trainer.max_epochs", "trainer.max_time", "trainer.min_steps", "trainer.min_epochs",
+    "trainer.default_root_dir", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.enable_checkpointing", "trainer.log_every_n_steps", "trainer.val_check_interval",
+    "trainer.check_val_every_n_epoch", "trainer.limit_val_batches", "trainer.limit_test_batches",
+    "trainer.num_sanity_val_steps", "trainer.profiler", "trainer.detect_anomaly", "trainer.deterministic",
+    "trainer.benchmark", "trainer.fast_dev_run", "trainer.sync_batchnorm", "trainer.barebones",
+    "data.num_workers", "data.pin_memory",
+    "model.net.memory.impl", "model.net.memory.compile", "model.net.memory.checkpoint_group",
+    "model.net.loss_chunk_size", "model.net.max_position_embeddings",
+)
+
+
+def _is_runtime(key: str) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in RUNTIME_CONFIG_KEYS)
+
+
+def comparable_run_config(config: Mapping) -> dict:
+    """A resolved run config, flat (``data.seq_len``), without :data:`RUNTIME_CONFIG_KEYS`, and with the run's own
+    directories written as ``${paths.<name>}`` (so a checkout moved elsewhere compares equal)."""
+    paths = config.get("paths") or {}
+    prefixes = sorted(((str(v), f"${{paths.{k}}}") for k, v in paths.items() if isinstance(v, str) and v),
+                      key=lambda item: -len(item[0]))
+
+    def normalise(value):
+        if isinstance(value, str):
+            for prefix, name in prefixes:
+                if value == prefix or value.startswith(prefix.rstrip("/") + "/"):
+                    return name + value[len(prefix):]
+            return value
+        if isinstance(value, (list, tuple)):
+            return [normalise(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: normalise(v) for k, v in value.items()}
+        return value
+
+    flat: dict = {}
+
+    def walk(node: Mapping, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if _is_runtime(name):
+                continue
+            if isinstance(value, Mapping) and value:
+                walk(value, name + ".")
+            else:
+                flat[name] = normalise(value)
+
+    walk(config, "")
+    return flat
+
+
+def run_config_differences(theirs: Mapping, ours: Mapping) -> str:
+    """The entries two resolved run configs differ in, beyond the run-time ones: "data.seq_len 128 -> 64, ..."
+    (empty when they are the same run)."""
+    a, b = comparable_run_config(theirs), comparable_run_config(ours)
+    return "" if a == b else _config_differences(a, b)
+
+
+def check_resume_checkpoint(path: str | Path, config: dict | None, allow_config_change: bool = False,
+                            run_config: Mapping | None = None) -> None:
+    """Before Lightning resumes from ``path``: the file must be a readable, safe train.py checkpoint of this run.
+
+    ``run_config`` (this run's resolved config) is compared with the one the checkpoint records, whole: only
+    :data:`RUNTIME_CONFIG_KEYS` may differ (paths, loggers, devices, the training length, ...). The model config
+    (``config``, a TitansConfig dict) is compared too (same variant, shapes and memory rule; runtime options may
+    differ): it also covers checkpoints written before train.py recorded its config. ``allow_config_change``
+    turns both refusals into warnings."""
+    if config is None:  # a task network (forecasting, classification): only the run config is ours to compare
+        ckpt = safe_torch_load(path, mmap=True)
+        if not isinstance(ckpt, dict):
+            raise CheckpointError(f"{path} is not a training checkpoint: give one written by train.py")
+    else:
+        ckpt = load_lightning_checkpoint(path, mmap=True)
+    advice = "resume with the run's own overrides, or allow_config_change=true to continue with this config anyway"
+    recorded = ckpt.get(RUN_CONFIG)
+    if run_config is not None and isinstance(recorded, Mapping):
+        differences = run_config_differences(recorded, run_config)
+        if differences:
+            if not allow_config_change:
+                raise ValueError(f"ckpt_path={path} was trained with another config ({differences}, checkpoint -> "
+                                 f"this run): {advice}")
+            log.warning("resuming %s with another config (%s; allow_config_change=true)", path, differences)
+    elif run_config is not None:
+        log.warning("%s records no run config (written before train.py stored it): only its model config is "
+                    "compared with this run's", path)
+    if config is None:  # a task network (forecasting, classification): Lightning checks its weights
+        return
     theirs, ours = _comparable(checkpoint_model_config(ckpt)), _comparable(config)
     if theirs != ours and not allow_config_change:
         raise ValueError(f"ckpt_path={path} was trained with another model config "
-                         f"({_config_differences(theirs, ours)}, checkpoint -> this run): resume with the run's own "
-                         f"overrides, or allow_config_change=true to continue with this config anyway")
+                         f"({_config_differences(theirs, ours)}, checkpoint -> this run): {advice}")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic on a local disk: the checkpoint goes to a temporary file in the same
+    directory, is flushed to disk, and then renamed over the target (``os.replace``). A crash, a kill or a full
+    disk during the save leaves the previous ``last.ckpt`` as it was (and loadable); a failed write removes its
+    temporary file and raises :class:`~titans.errors.CheckpointWriteError` (one line: which file, why).
+    Remote paths (``s3://``...) go through Lightning's own writer."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                why = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+                raise CheckpointWriteError(
+                    f"could not write checkpoint {path} ({why}); the previous file of that name, if any, is "
+                    f"unchanged: free space or set paths.log_dir to another disk, then resume with ckpt_path=last"
+                ) from err
+            raise
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _config_differences(theirs: dict, ours: dict, limit: int = 6) -> str:
@@ -82,7 +225,7 @@ def load_pretrained_weights(net, path: str | Path, tokenizer=None) -> Path:
     path = Path(path)
     tokenizer_config = None
     if path.is_dir():
-        source = TitansForCausalLM.from_pretrained(path)
+        source = load_pretrained_safely(TitansForCausalLM.from_pretrained, path)
         state, config = source.state_dict(), source.config.to_dict()
     elif path.is_file():
         ckpt = load_lightning_checkpoint(path)

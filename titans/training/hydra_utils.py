@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -12,8 +15,20 @@ from omegaconf import OmegaConf
 from titans.memory import MemoryConfig
 from titans.memory.config import PRESETS
 
+log = logging.getLogger(__name__)
+
 # One id per process: two runs started in the same second still get different output directories.
 _RUN_ID = f"{os.getpid():x}{secrets.token_hex(2)}"
+# ... and one start time (the run directory's name is resolved more than once)
+_RUN_STARTED = time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def run_dir_name(run_name=None) -> str:
+    """The name of a run's directory under ``logs/<task>/runs/``: ``run_name`` when given (a run started again
+    with the same name continues in its directory), else ``<start time>_<process id>`` (a new one per run)."""
+    if run_name is None or str(run_name) in ("", "None", "null"):
+        return f"{_RUN_STARTED}_{_RUN_ID}"
+    return str(run_name)
 
 #: two training-run policies that differ from MemoryConfig's library defaults: the memory has the model's heads
 #: (TitansConfig fills in None), and the chunk step is compiled unless TITANS_COMPILE=false
@@ -27,11 +42,14 @@ def memory_node(preset: str) -> dict:
 
 
 def register_hydra() -> None:
-    """Register ``${run_id:}`` (unique per process: the run directories' suffix) and the memory presets as the
+    """Register ``${run_id:}`` (unique per process: the run directories' suffix), ``${run_dir_name:NAME}`` (see
+    :func:`run_dir_name`) and the memory presets as the
     config group ``model/memory`` (``memory@net.memory: titans`` in configs/model/*.yaml), so the memory's
     defaults are stated once, in titans.memory.MemoryConfig."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID)
+    if not OmegaConf.has_resolver("run_dir_name"):
+        OmegaConf.register_new_resolver("run_dir_name", run_dir_name)
     store = ConfigStore.instance()
     for preset in PRESETS:
         store.store(group="model/memory", name=preset, node=memory_node(preset))
@@ -41,12 +59,27 @@ def register_hydra() -> None:
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 
 
-def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str, output_dir: str | Path) -> str | None:
-    """``last`` means the newest resumable state of an earlier run of the same task: the most recently written of
-    its ``checkpoints/last.ckpt`` and ``checkpoints/on_exception.ckpt`` (Ctrl-C, SIGTERM or a crash after the
-    last periodic save writes the latter, so nothing since that save is lost).
+def newest_resumable(checkpoints_dir: str | Path) -> Path | None:
+    """The most recently written of ``checkpoints_dir``'s :data:`RESUMABLE` files (None when it has none)."""
+    found = [p for p in (Path(checkpoints_dir) / name for name in RESUMABLE) if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
-    Any other value must be an existing file. Returns ``None`` for a fresh run.
+
+def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str, output_dir: str | Path,
+                      run_config: Mapping | None = None, run_name: str | None = None) -> str | None:
+    """The checkpoint a run resumes from: ``None`` for a fresh run, an existing file as given, or for ``last``
+    the newest resumable state of *this* run (the most recently written of its ``checkpoints/last.ckpt`` and
+    ``checkpoints/on_exception.ckpt``: Ctrl-C, SIGTERM or a crash after the last periodic save writes the latter):
+
+    1. this run's own directory (``output_dir``), when it holds one: a run started again in its directory, i.e.
+       with the same ``run_name`` (``logs/<task>/runs/<run_name>``) or the same ``hydra.run.dir``;
+    2. else, with ``run_name`` set: an error (that run has not saved anything yet);
+    3. else, among the earlier runs of ``task_name`` (``log_dir/<task_name>/**``), only those whose checkpoint
+       records the same resolved config as ``run_config`` (the keys a resume may change aside, see
+       titans.training.checkpoint.RUNTIME_CONFIG_KEYS): the newest. Another experiment's state is never taken;
+       without a run config (``run_config=None``, library use) every run of the task counts.
+
+    Logs which file it took; raises FileNotFoundError (one line, what to do) when there is none.
     """
     if ckpt_path is None:
         return None
@@ -54,15 +87,58 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist: give a .ckpt file or ckpt_path=last")
         return str(ckpt_path)
-    task_dir = Path(log_dir) / task_name
     output_dir = Path(output_dir).resolve()
-    candidates = [
-        p for name in RESUMABLE for p in task_dir.glob(f"**/checkpoints/{name}")
-        if output_dir not in p.resolve().parents
-    ]
+    own = newest_resumable(output_dir / "checkpoints")
+    if own is not None:
+        log.info("ckpt_path=last: resuming this run's %s", own)
+        return str(own)
+    if run_name not in (None, "", "None", "null"):
+        raise FileNotFoundError(
+            f"ckpt_path=last: run_name={run_name} has no checkpoints/last.ckpt or on_exception.ckpt in {output_dir} "
+            f"yet: start it without ckpt_path=last, or give ckpt_path=PATH")
+    task_dir = Path(log_dir) / task_name
+    candidates = [p for name in RESUMABLE for p in task_dir.glob(f"**/checkpoints/{name}")
+                  if output_dir not in p.resolve().parents]
     if not candidates:
         raise FileNotFoundError(
-            f"ckpt_path=last found no checkpoints/last.ckpt or on_exception.ckpt under {task_dir}: train first, "
-            f"or give ckpt_path=PATH"
-        )
-    return str(max(candidates, key=lambda p: p.stat().st_mtime))
+            f"ckpt_path=last found no earlier run of task_name={task_name} (no checkpoints/last.ckpt or "
+            f"on_exception.ckpt under {task_dir}): train first, or give ckpt_path=PATH")
+    candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    if run_config is None:
+        chosen = candidates[0]
+    else:
+        chosen, nearest = _same_run(candidates, run_config)
+        if chosen is None:
+            raise FileNotFoundError(
+                f"ckpt_path=last found {len(candidates)} checkpoint(s) of task_name={task_name} under {task_dir}, "
+                f"none of a run with this config ({nearest}): resume with that run's own overrides, or give "
+                f"ckpt_path=PATH (with allow_config_change=true to change its config)")
+    log.info("ckpt_path=last: resuming %s (the newest checkpoint of an earlier run of task %s with this config)",
+             chosen, task_name)
+    return str(chosen)
+
+
+def _same_run(candidates: list[Path], run_config: Mapping) -> tuple[Path | None, str]:
+    """The first of ``candidates`` (newest first) recording the same run config; else (None, what the newest that
+    records one differs in, or why none could be compared)."""
+    from titans.errors import CheckpointError
+    from titans.models.checkpoint_io import RUN_CONFIG, safe_torch_load
+    from titans.training.checkpoint import run_config_differences
+
+    nearest, unrecorded = "", 0
+    for path in candidates:
+        try:
+            recorded = safe_torch_load(path, mmap=True).get(RUN_CONFIG)
+        except (CheckpointError, AttributeError):
+            continue
+        if not isinstance(recorded, Mapping):
+            unrecorded += 1
+            continue
+        differences = run_config_differences(recorded, run_config)
+        if not differences:
+            return path, ""
+        nearest = nearest or f"the newest, {path}, differs in {differences}"
+    if unrecorded:
+        old = f"{unrecorded} written before train.py recorded its config"
+        nearest = f"{nearest}; {old}" if nearest else old
+    return None, nearest or "none could be read"

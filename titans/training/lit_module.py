@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric, SumMetric
 
 from titans.models import TitansConfig, TitansForCausalLM
-from titans.models.checkpoint_io import checkpoint_model_config, load_lightning_checkpoint
+from titans.models.checkpoint_io import EFFECTIVE_SCHEDULE, checkpoint_model_config, load_lightning_checkpoint
 from titans.models.loss import count_targets
 from titans.training.optim import cosine_with_warmup, parameter_groups
 
@@ -47,6 +47,11 @@ class LitCausalLM(L.LightningModule):
         self._step_started: float | None = None
         #: the global step of the latest completed validation (None before the first)
         self.validated_at_step: int | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        schedule = getattr(self, "effective_schedule", None)
+        if schedule is not None:
+            checkpoint[EFFECTIVE_SCHEDULE] = dict(schedule)
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, **kwargs) -> "LitCausalLM":
@@ -170,6 +175,8 @@ class LitCausalLM(L.LightningModule):
             warmup = math.ceil(float(sched_cfg["warmup_tokens"]) / self.hparams.tokens_per_step)
         warmup = min(int(warmup or 0), total_steps)
         min_ratio = float(sched_cfg.get("min_lr_ratio", 0.1))
+        #: the schedule as run (the warm-up is capped at the run's steps); checkpoints carry it for the model card
+        self.effective_schedule = {"warmup_steps": warmup, "total_steps": total_steps, "min_lr_ratio": min_ratio}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: cosine_with_warmup(step, warmup, total_steps, min_ratio)
         )

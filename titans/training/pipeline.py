@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +18,8 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from titans.errors import DataUnavailableError
-from titans.training.checkpoint import check_resume_checkpoint, load_pretrained_weights
+from titans.training.callbacks import InterruptCheckpoint, RunConfigInCheckpoint
+from titans.training.checkpoint import AtomicCheckpointIO, check_resume_checkpoint, load_pretrained_weights
 from titans.training.hydra_utils import resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,41 @@ def _instantiate_list(group: DictConfig | None) -> list:
     return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
 
 
+def _callbacks_the_trainer_allows(callbacks: list, trainer_cfg: DictConfig) -> list:
+    """The configured callbacks minus those a trainer flag turns off: ``enable_progress_bar=false`` (Lightning would
+    refuse the configured TQDMProgressBar), ``enable_model_summary=false`` and ``enable_checkpointing=false``."""
+    from lightning.pytorch.callbacks import Checkpoint, ModelSummary, ProgressBar
+
+    off = []
+    if trainer_cfg.get("enable_progress_bar") is False:
+        off.append(ProgressBar)
+    if trainer_cfg.get("enable_model_summary") is False:
+        off.append(ModelSummary)
+    if trainer_cfg.get("enable_checkpointing") is False:
+        off += [Checkpoint, InterruptCheckpoint]
+    return [c for c in callbacks if not isinstance(c, tuple(off))]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _runs_on_cpu(trainer_cfg: DictConfig) -> bool:
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator == "cpu":
+        return True
+    if accelerator != "auto":
+        return False
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+
+
 def init_from_path(cfg: DictConfig) -> str | None:
     """``init_from`` (weights to start from, e.g. a pretrained model to fine-tune), checked before any work.
 
@@ -81,6 +121,29 @@ def init_from_path(cfg: DictConfig) -> str | None:
 
 def check_run_config(cfg: DictConfig) -> None:
     """The run-level values Lightning would accept silently or reject with a traceback."""
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is not an integer: give e.g. seed=1337")
+    run_name = cfg.get("run_name")
+    if run_name is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]*", str(run_name))):
+        raise ValueError(f"run_name={run_name!r} is not a directory name: use letters, digits and . _ - = + "
+                         f"(e.g. run_name=mac_lr3e-3)")
+    devices = cfg.trainer.get("devices")
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if isinstance(devices, int) and not isinstance(devices, bool) and _runs_on_cpu(cfg.trainer):
+        cores = usable_cores()
+        if devices > cores:
+            raise ValueError(f"trainer.devices={devices} would start {devices} training processes on the CPU, which "
+                             f"has {cores} cores here: use trainer.devices={cores} or fewer (a CPU process per core "
+                             f"at most), or a GPU machine")
+    memory = (cfg.model.get("net") or {}).get("memory") if cfg.get("model") else None
+    seq_len = cfg.data.get("seq_len") if cfg.get("data") else None
+    chunk = memory.get("chunk_size") if isinstance(memory, DictConfig) else None
+    if isinstance(chunk, int) and isinstance(seq_len, int) and seq_len > 0 and chunk > seq_len:
+        raise ValueError(f"model.net.memory.chunk_size={chunk} is larger than data.seq_len={seq_len}: the memory "
+                         f"would never update inside a training sequence (it learns once per chunk) and every "
+                         f"sequence would be padded to {chunk} tokens; use a chunk_size <= {seq_len} (e.g. 16)")
     steps = cfg.trainer.get("max_steps")
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise ValueError(f"trainer.max_steps={steps!r} is not an integer: give the number of optimizer steps "
@@ -108,9 +171,16 @@ def train(cfg: DictConfig) -> dict:
     tokenizer = instantiate(cfg.tokenizer) if cfg.get("tokenizer") else None
     datamodule: L.LightningDataModule = instantiate(cfg.data, tokenizer=tokenizer)
 
-    callbacks = _instantiate_list(cfg.get("callbacks"))
+    # the whole resolved config: stored in every checkpoint, compared when a run resumes (ckpt_path=...)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = _callbacks_the_trainer_allows(_instantiate_list(cfg.get("callbacks")), cfg.trainer)
+    callbacks.append(RunConfigInCheckpoint(run_config))
     loggers = _instantiate_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # checkpoints are written to a temporary file and renamed: a crash or a full disk keeps the previous last.ckpt
+    configured = cfg.trainer.get("plugins") or []
+    configured = [configured] if isinstance(configured, (str, DictConfig)) else list(configured)
+    plugins = [instantiate(p) if isinstance(p, DictConfig) else p for p in configured] + [AtomicCheckpointIO()]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
     world = world_size_of(trainer)
     seq_len = int(cfg.data.get("seq_len") or 1)  # samples that are no token sequences (forecast windows) count 1
@@ -130,11 +200,12 @@ def train(cfg: DictConfig) -> dict:
     log.info("tokens per optimizer step: %d (micro-batch %d x seq %d x %d device(s) x %d accumulation)",
              tokens_per_step, cfg.data.batch_size, seq_len, world, accumulate)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name, cfg.paths.output_dir,
+                                  run_config=run_config, run_name=cfg.get("run_name"))
     if ckpt_path:
         net_config = getattr(model.net, "config", None)  # TitansConfig; task networks are checked by Lightning
-        if net_config is not None:
-            check_resume_checkpoint(ckpt_path, net_config.to_dict(), bool(cfg.get("allow_config_change", False)))
+        check_resume_checkpoint(ckpt_path, net_config.to_dict() if net_config is not None else None,
+                                bool(cfg.get("allow_config_change", False)), run_config=run_config)
         log.info("resuming from %s", ckpt_path)
         if init_from:
             log.info("init_from=%s is not loaded: the resumed checkpoint holds the weights", init_from)
@@ -145,7 +216,13 @@ def train(cfg: DictConfig) -> dict:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     # weights_only: a resumed checkpoint is read without running any code it may carry
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit as stop:
+        signal_name = _interrupting_signal(stop)
+        if signal_name is None:
+            raise
+        report_interrupt(cfg, trainer, signal_name, ckpt_path)
     if _needs_final_validation(trainer, model):
         # a run stopped by max_time (or a max_steps off the validation grid) reports the model it ends with
         trainer.validate(model=model, datamodule=datamodule, verbose=False)
@@ -180,3 +257,66 @@ def write_metrics(output_dir: Path, summary: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return path
+
+
+#: the signals train() reports, with their exit status (128 + the signal number, as a shell reports a killed job)
+INTERRUPT_STATUS = {"SIGTERM": 128 + 15, "SIGINT": 128 + 2}
+
+
+def _interrupting_signal(stop: SystemExit) -> str | None:
+    """Lightning ends fit() on SIGTERM with its SIGTERMException (a SystemExit with status 0) and on Ctrl-C with
+    ``sys.exit(1)`` inside its KeyboardInterrupt handler; any other SystemExit is not ours to report."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(stop, SIGTERMException):
+        return "SIGTERM"
+    if isinstance(stop.__context__, KeyboardInterrupt):
+        return "SIGINT"
+    return None
+
+
+def _hydra_value(text: str) -> str:
+    """``text`` as a Hydra override value (quoted when it holds characters the override grammar reads)."""
+    if re.fullmatch(r"[A-Za-z0-9_./~+@%-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resume_command(ckpt: str | Path) -> str:
+    """The command line that resumes this run from ``ckpt``: this process's interpreter and script with the run's
+    overrides (Hydra's record of them), ``ckpt_path`` replaced."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
+    argv = [sys.executable, sys.argv[0] or "train.py", *kept, f"ckpt_path={_hydra_value(str(ckpt))}"]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def report_interrupt(cfg: DictConfig, trainer: L.Trainer, signal_name: str, resumed_from: str | None) -> None:
+    """After fit() was stopped by a signal: record it in ``metrics.json``, print one line naming the checkpoint
+    saved and the command that resumes from it, and exit with 128 + the signal number (a scheduler sees a job that
+    did not finish)."""
+    status = INTERRUPT_STATUS[signal_name]
+    saved = next((c.saved_path for c in trainer.callbacks if isinstance(c, InterruptCheckpoint) and c.saved_path),
+                 None)
+    if saved is None:  # no interrupt save (callbacks=none, or it failed): the last periodic one, if any
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+        saved = last if last and Path(last).is_file() else None
+    step = int(trainer.global_step)
+    if trainer.is_global_zero:
+        command = resume_command(Path(saved).resolve()) if saved else None
+        summary = {"output_dir": str(Path(cfg.paths.output_dir)), "ckpt_path": resumed_from, "global_step": step,
+                   "interrupted": signal_name, "exit_status": status,
+                   "resume_ckpt_path": str(Path(saved).resolve()) if saved else None, "resume_command": command,
+                   "cpu_seconds": round(time.process_time(), 1),
+                   **{k: float(v) for k, v in trainer.callback_metrics.items() if k != "step"}}
+        write_metrics(Path(cfg.paths.output_dir), summary)
+        if saved:
+            line = (f"interrupted by {signal_name} at step {step}: saved {Path(saved).resolve()}; resume with: "
+                    f"{command}")
+        else:
+            line = (f"interrupted by {signal_name} at step {step}: no checkpoint was saved; run the same command "
+                    f"again to start over")
+        print(line, file=sys.stderr, flush=True)
+    raise SystemExit(status)
