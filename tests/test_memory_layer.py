@@ -8,7 +8,7 @@ import torch
 from titans.memory import MemoryConfig, MemoryState, NeuralMemory, chunked_memory
 from titans.memory import mlp
 from titans.memory.config import PRESETS
-from numerics import assert_within_reference_error
+from numerics import assert_within_reference_error, float64_copy
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -234,9 +234,9 @@ def test_samples_are_independent():
     assert torch.allclose(y[:1], y0, atol=1e-12)
 
 
-def test_autocast_bf16_keeps_memory_in_float32():
+def test_autocast_bf16_keeps_memory_in_float32(tol_seed):
     mem = make_mem(dtype=torch.float32, dim=16)
-    x = torch.randn(2, 20, 16)
+    x = torch.randn(2, 20, 16, generator=torch.Generator().manual_seed(tol_seed))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, state = mem(x)
         h, _ = mem.retrieve(x, mem.read_state(state))
@@ -244,8 +244,12 @@ def test_autocast_bf16_keeps_memory_in_float32():
     assert all(t.dtype == torch.float32 for t in state.weights + state.momentum + [state.buf_k])
     y.float().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in mem.parameters() if p.grad is not None)
-    y32, _ = mem(x)
-    assert (y.float() - y32).abs().max() < 0.1 * y32.abs().max()
+    with torch.no_grad():
+        y32, _ = mem(x)
+        y64, _ = float64_copy(mem)(x.double())
+    # bf16 autocast rounds every projection's inputs to bf16 (the memory state stays float32): the floor of
+    # 2 bf16 eps x max|y|, 8x (tests/numerics.py); the float32 output is the reference
+    assert_within_reference_error(y.float(), y64, y32, dtype=torch.bfloat16, ulps=2)
 
 
 # docs/design.md, "Linear-memory baselines": the rule each preset follows, stated once
