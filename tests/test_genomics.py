@@ -207,3 +207,7 @@ def test_offline_pretrain_then_finetune_writes_the_accuracy(tmp_path):
     assert 0.0 <= task["test/acc"] <= 1.0 and task["global_step"] == 4
     log = (tmp_path / "logs").glob("*/planted_motifs/genomics_planted_motifs.log")  # the run's Hydra log
     assert "initialised the model's weights from" in next(log).read_text()
+    # what it wrote on stdout; a progress bar over the two train.py jobs on stderr
+    assert f"Results written to {tmp_path / 'results' / 'smoke.json'}" in proc.stdout
+    assert "Checkpoints written under" in proc.stdout and "last.ckpt" in proc.stdout
+    assert "genomics: 100%" in proc.stderr and "[genomics] planted_motifs: done" in proc.stderr
