@@ -46,7 +46,8 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def case_of(test: str) -> str:
@@ -79,8 +80,8 @@ def markdown(report: dict) -> str:
              f"- date: {report['date']}", f"- machine: {report['machine']}", f"- torch threads: {report['threads']}",
              f"- command: `{report['command']}`", f"- pytest: exit status {report['pytest_status']}, "
              f"{report['n_cases']} test cases, {report['n_rows']} comparisons, {report['wall_s']:.0f} s",
-             "", "ratio = error / bound (bound = factor x max(reference error, ulps x eps x scale), tests/numerics.py); "
-             f"margin = 1 / worst ratio, required >= {MARGIN:g}.", "",
+             "", "ratio = error / bound (bound = factor x max(reference error, ulps x eps x scale), "
+             f"tests/numerics.py); margin = 1 / worst ratio, required >= {MARGIN:g}.", "",
              "| test case | comparisons | seeds | worst ratio | margin | worst comparison (seed) | |",
              "|---|---:|---:|---:|---:|---|---|"]
     for c in report["cases"]:

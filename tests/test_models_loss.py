@@ -100,5 +100,6 @@ def test_lightning_module_trains_through_the_fused_loss(monkeypatch, tol_seed):
     assert calls == [torch.Size([2, 23, lit.net.config.d_model])]
     with torch.no_grad():
         plain = F.cross_entropy(lit(x)[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1))
-        plain64 = F.cross_entropy(float64_copy(lit.net)(input_ids=x).logits[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1))
+        logits64 = float64_copy(lit.net)(input_ids=x).logits
+        plain64 = F.cross_entropy(logits64[:, :-1].reshape(-1, 64), x[:, 1:].reshape(-1))
     assert_within_reference_error(loss.detach(), plain64, plain)  # the float32 plain loss's error, 8x
