@@ -83,7 +83,8 @@ def markdown(report: dict) -> str:
              f"- command: `{report['command']}`", f"- pytest: exit status {report['pytest_status']}, "
              f"{report['n_cases']} test cases, {report['n_rows']} comparisons, {report['wall_s']:.0f} s",
              "", "ratio = error / bound (bound = factor x max(reference error, ulps x eps x scale), "
-             f"tests/numerics.py); margin = 1 / worst ratio, required >= {MARGIN:g}.", "",
+             f"tests/numerics.py); margin = 1 / worst ratio, required >= {MARGIN:g}. Comparisons on fixed data "
+             "(a trained run, a data file; the `numerics` mark) run once: their seeds column is 1.", "",
              "| test case | comparisons | seeds | worst ratio | margin | worst comparison (seed) | |",
              "|---|---:|---:|---:|---:|---|---|"]
     for c in report["cases"]:
