@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +104,9 @@ def main(argv=None) -> int:
         print(f"[ablate] {job['task']} {job['row']} seed {job['seed']}: {status}", flush=True)
         return result
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(one, jobs))
+    from titans.progress import map_with_progress
+
+    results = map_with_progress(one, jobs, jobs=args.jobs, desc="ablate_small")
     table = summarise(results)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     (out / f"ablations_{day}.json").write_text(json.dumps({"date": day, "args": vars(args), "results": results},
                                                           indent=2, default=str) + "\n")
     print(text)
+    print(f"Results written to {out / f'ablations_{day}.md'} and {out / f'ablations_{day}.json'}")
     return 0 if all("error" not in r for r in results) else 1
 
 

@@ -215,13 +215,17 @@ def main(argv=None) -> int:
               "allocator": "glibc malloc" if not args.device.startswith("cuda") else "PyTorch CUDA caching allocator",
               "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "output_dir")},
               "load_average_before": list(os.getloadavg()), "results": []}
-    for job in jobs(args):
-        rows = run_job(args, job)
+    from titans.progress import heartbeat, progress
+
+    bar = progress(list(jobs(args)), desc="throughput", unit="job")
+    for job in bar:
+        with heartbeat(bar):
+            rows = run_job(args, job)
         record["results"] += rows
         done = ", ".join(f"{_k(r['length'])}: {r['tok_s']:.0f}" if "tok_s" in r else r.get("error", "?")
                          for r in rows)
-        print(f"[throughput] {job['sweep']} {job['model']}{' depth ' + str(job['depth']) if job['depth'] else ''}: "
-              f"{done}", flush=True)
+        bar.write(f"[throughput] {job['sweep']} {job['model']}{' depth ' + str(job['depth']) if job['depth'] else ''}: "
+                  f"{done}", file=sys.stdout)
     record["load_average_after"] = list(os.getloadavg())  # other processes on a shared machine skew CPU timings
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +236,8 @@ def main(argv=None) -> int:
     (out / f"{stem}.md").write_text(text)
     throughput_plot(record, out / f"{stem}.png")
     print(text)
-    print(f"written: {out / stem}.{{json,md,png}}")
+    for suffix in ("json", "md", "png"):
+        print(f"Written to {out / stem}.{suffix}")
     return 0 if all("tok_s" in r for r in record["results"]) else 1
 
 

@@ -93,7 +93,8 @@ def main() -> None:
     for split, texts in (("train", train), ("validation", validation)):
         data = join_documents(texts).encode("utf-8")
         (args.out / f"{split}.txt").write_bytes(data)
-        print(f"{split}.txt: {len(texts)} works, {len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}")
+        print(f"wrote {args.out / f'{split}.txt'}: {len(texts)} works, {len(data):,} bytes, sha256 "
+              f"{hashlib.sha256(data).hexdigest()[:16]}")
 
 
 if __name__ == "__main__":

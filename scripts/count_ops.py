@@ -67,6 +67,7 @@ def main() -> None:
         print(f"| {v} | {r['aten']:,} | {r['all']:,} | {r['compiled']:,} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

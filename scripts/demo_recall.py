@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--settings", nargs="+", default=["within", "beyond"], choices=["within", "beyond"])
     p.add_argument("--pairs", type=int, default=8, help="key-value pairs per sequence (default 8)")
     p.add_argument("--gap", type=int, default=64, help="filler tokens of the beyond setting (default 64)")
-    p.add_argument("--pairs-sweep", type=int, nargs="*", default=[4, 16],
-                   help="extra numbers of pairs for the accuracy-vs-pairs curve (beyond setting)")
+    p.add_argument("--pairs-sweep", type=int, nargs="*", default=[4, 16, 32],
+                   help="extra numbers of pairs for the accuracy-vs-pairs curve (beyond setting; with --pairs, "
+                        "default 4, 8, 16, 32: four points)")
     p.add_argument("--pairs-variants", nargs="*", default=["swa", "lmm", "mac", "gated_deltanet"])
     p.add_argument("--minutes", type=float, default=20.0, help="CPU-time budget per run in minutes (default 20)")
     p.add_argument("--max-steps", type=int, default=20000)
@@ -146,7 +146,9 @@ def plot(results: list[dict], args, chance: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
+    from titans.eval.plots import MARKERS, legend_outside
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2, 1]}, layout="constrained")
     main = [r for r in results if r["pairs"] == args.pairs]
     width = 0.8 / max(1, len(args.settings))
     for i, setting in enumerate(args.settings):
@@ -159,20 +161,24 @@ def plot(results: list[dict], args, chance: float, path: Path) -> None:
     axes[0].set_xticklabels(args.variants, rotation=30)
     axes[0].set_ylabel("accuracy")
     axes[0].set_ylim(0, 1.02)
-    axes[0].legend(fontsize=8)
-    axes[0].set_title(f"MQAR, {args.pairs} pairs, window/segment {WINDOW}")
-    for variant in args.pairs_variants:
+    axes[0].legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    axes[0].set_title(f"MQAR, {args.pairs} pairs, window/segment {WINDOW}", pad=24)
+    pairs = set()
+    for k, variant in enumerate(args.pairs_variants):
         pts = sorted((r["pairs"], r.get("accuracy") or 0.0) for r in results
                      if r["setting"] == "beyond" and r["variant"] == variant)
         if pts:
-            axes[1].plot(*zip(*pts), marker="o", label=variant)
+            axes[1].plot(*zip(*pts), marker=MARKERS[k % len(MARKERS)], label=variant)
+            pairs.update(p for p, _ in pts)
+    axes[1].axhline(chance, color="grey", linestyle=":", label="chance")
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xticks(sorted(pairs), [str(p) for p in sorted(pairs)])
     axes[1].set_xlabel("key-value pairs")
     axes[1].set_ylabel("accuracy")
     axes[1].set_ylim(0, 1.02)
     axes[1].set_title(f"pairs beyond the window (gap {args.gap})")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    legend_outside(axes[1])
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -181,10 +187,13 @@ def main(argv=None) -> int:
     from titans.data.mqar import MQARSpec
 
     chance = MQARSpec().chance  # num_keys of configs/data/mqar.yaml (64)
+    day = dt.date.today().isoformat()
     if args.from_json:
         by_name = {}
         for file in args.from_json:
-            for result in json.loads(Path(file).read_text())["results"]:
+            loaded = json.loads(Path(file).read_text())
+            day = loaded.get("date", day)  # redrawn files keep the date of the runs (the last file's)
+            for result in loaded["results"]:
                 by_name[result["name"]] = result
         results = list(by_name.values())
         args.merge = False
@@ -197,11 +206,11 @@ def main(argv=None) -> int:
         stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         print(f"[demo-recall] {len(runs)} runs, {args.jobs} at a time, up to {args.minutes:g} CPU minutes each "
               f"(at most {len(runs) * args.minutes / args.jobs:.0f} minutes on {args.jobs} free cores)", flush=True)
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(lambda r: train_one(r, args, stamp), runs))
+        from titans.progress import map_with_progress
+
+        results = map_with_progress(lambda r: train_one(r, args, stamp), runs, jobs=args.jobs, desc="demo_recall")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    day = dt.date.today().isoformat()
     previous = out / f"mqar_{day}.json"
     if args.merge and previous.is_file():
         fresh = {r["name"] for r in results}
@@ -213,12 +222,21 @@ def main(argv=None) -> int:
         args.pairs_variants = [v for v in VARIANTS if v in sweep_seen]
         args.settings = [s for s in ("within", "beyond") if any(r["setting"] == s for r in results)]
     table = markdown(results, args, chance)
-    (out / f"mqar_{day}.md").write_text(table)
-    (out / f"mqar_{day}.json").write_text(json.dumps(
-        {"date": day, "args": vars(args), "chance": chance, "results": results}, indent=2) + "\n")
-    plot(results, args, chance, out / f"mqar_{day}.png")
+    written = [out / f"mqar_{day}.md", out / f"mqar_{day}.png"]
+    written[0].write_text(table)
+    record = out / f"mqar_{day}.json"
+    if not any(record.resolve() == Path(f).resolve() for f in args.from_json or []):  # never overwrite a source
+        record.write_text(json.dumps({"date": day, "args": vars(args), "chance": chance, "results": results},
+                                     indent=2) + "\n")
+        written.insert(1, record)
+    plot(results, args, chance, written[-1])
+    sweep = sorted({r["pairs"] for r in results if r["setting"] == "beyond"})
+    if len(sweep) < 4:
+        print(f"[demo-recall] note: the accuracy-vs-pairs curve has {len(sweep)} point(s) ({sweep}); the default "
+              f"sweep gives 4", file=sys.stderr)
     print(table)
-    print(f"[demo-recall] wrote {out}/mqar_{day}.{{md,json,png}}")
+    for path in written:
+        print(f"Written to {path}")
     return 0 if all("error" not in r for r in results) else 1
 
 

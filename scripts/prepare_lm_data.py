@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         stream.load_state_dict(saved["stream"])
         read, checkpoints = saved["documents_read"], saved["checkpoint"]
         print(f"resuming {args.out}: {read:,} documents read, {writers['train'].total_tokens:,} train tokens in "
-              f"{len(writers['train'].shards)} shard(s)")
+              f"{len(writers['train'].shards)} shard(s)", file=sys.stderr)
 
     def val_full() -> bool:
         return writers["validation"].documents >= args.val_documents

@@ -29,7 +29,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,18 +182,17 @@ def main(argv=None) -> int:
     jobs = training_jobs(args)
     print(f"[small] {len(jobs)} training runs ({len([j for j in jobs if (j['row'], j['seed']) in reuse])} reused "
           f"from ablate_small), {args.jobs} at a time", flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        ckpts = list(pool.map(lambda j: train(args, j, reuse), jobs))
+    from titans.progress import map_with_progress
+
+    ckpts = map_with_progress(lambda j: train(args, j, reuse), jobs, jobs=args.jobs, desc="train")
     trained = {(j["row"], j["seed"]): c for j, c in zip(jobs, ckpts) if c}
     tuned = finetune_jobs(args, trained)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        tuned_ckpts = list(pool.map(lambda j: train(args, j, {}), tuned))
+    tuned_ckpts = map_with_progress(lambda j: train(args, j, {}), tuned, jobs=args.jobs, desc="fine-tune")
     evaluations = [(row, seed, ckpt, suite) for (row, seed), ckpt in trained.items() for suite in PRETRAINED_SUITES]
     evaluations += [(j["row"], j["seed"], c, suite) for j, c in zip(tuned, tuned_ckpts) if c
                     for suite in FINETUNED_SUITES]
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        written = list(pool.map(lambda e: evaluate(args, *e), evaluations))
+    written = map_with_progress(lambda e: evaluate(args, *e), evaluations, jobs=args.jobs, desc="evaluate")
 
     from titans.eval.report import build_report, read_inputs
 

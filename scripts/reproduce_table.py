@@ -81,7 +81,9 @@ def main(argv=None) -> None:
                                      None if args.no_write else args.out)
     print(markdown)
     if not args.no_write:
-        print(f"written: {Path(args.out) / 'report.md'}" + "".join(f", {p.name}" for p in figures))
+        print(f"Written to {Path(args.out) / 'report.md'}")
+        for path in figures:
+            print(f"Figure written to {path}")
 
 
 if __name__ == "__main__":

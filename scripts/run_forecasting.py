@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from titans.eval.results import git_commit, package_version  # noqa: E402
+from titans.progress import heartbeat, progress  # noqa: E402
 from titans.training.jobs import run_train_job  # noqa: E402
 
 HORIZONS = (96, 192, 336, 720)
@@ -86,8 +87,14 @@ def main(argv=None) -> None:
     out, log_dir = Path(args.out), Path(args.log_dir)
     for experiment in args.experiments:
         cpu_before = _cpu_seconds()
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            runs = list(pool.map(lambda h: run_horizon(experiment, h, args.set, log_dir), args.horizons))
+        with progress(desc=experiment, total=len(args.horizons), unit="horizon") as bar, heartbeat(bar), \
+                ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            def one(h):
+                run = run_horizon(experiment, h, args.set, log_dir)
+                bar.update()
+                return run
+
+            runs = list(pool.map(one, args.horizons))
         cpu = _cpu_seconds() - cpu_before
         record = summarise(experiment, runs, args.set, round(cpu, 1))
         out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +105,10 @@ def main(argv=None) -> None:
             f"{h}: {e.get('test/mse', float('nan')):.4f}/{e.get('test/mae', float('nan')):.4f}"
             if "error" not in e else f"{h}: FAILED" for h, e in record["horizons"].items())
             + (f"; avg test MSE {avg['test/mse']:.4f} MAE {avg['test/mae']:.4f} (best val MSE {avg['best/val/mse']:.4f})"
-               if avg else "") + f" -> {path}", flush=True)
+               if avg else ""), flush=True)
+        print(f"Results written to {path}")
+        for run in runs:
+            print(f"Checkpoints written under {Path(run['output_dir']) / 'checkpoints'}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from titans.eval.paper_results import TABLE4_TASKS  # noqa: E402
 from titans.eval.results import git_commit, package_version  # noqa: E402
+from titans.progress import heartbeat, progress  # noqa: E402
 from titans.training.jobs import run_train_job  # noqa: E402
 
 
@@ -53,7 +54,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     log_dir = Path(args.log_dir) / f"{stamp}_{args.name}"
-    pretrain = run_train_job([f"experiment={args.pretrain}", *args.pretrain_set], log_dir / "pretrain")
+    bar = progress(desc="genomics", total=1 + len(args.tasks), unit="job")
+    print(f"[genomics] {1 + len(args.tasks)} train.py jobs, logs under {log_dir}", file=sys.stderr, flush=True)
+
+    def job(overrides: list[str], name: str) -> dict:
+        bar.set_postfix_str(name)
+        with heartbeat(bar):
+            result = run_train_job(overrides, log_dir / name)
+        bar.update()
+        status = "FAILED" if "error" in result else f"done in {result['seconds']:.0f} s"
+        bar.write(f"[genomics] {name}: {status} ({result['output_dir']})", file=sys.stderr)
+        return result
+
+    pretrain = job([f"experiment={args.pretrain}", *args.pretrain_set], "pretrain")
     record = {
         "suite": "genomics", "name": args.name, "pretrain": _step(pretrain, ("val/loss", "global_step")),
         "tasks": {}, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -67,16 +80,18 @@ def main(argv=None) -> int:
         print(f"pretraining failed:\n{pretrain.get('error', 'no last.ckpt')}", file=sys.stderr)
     else:
         for task in args.tasks:
-            job = run_train_job([f"experiment=genomics_{task}", f"init_from={checkpoint}", *args.finetune_set],
-                                log_dir / task)
-            record["tasks"][task] = _step(job, ("test/acc", "best/val/acc", "global_step", "epochs"))
+            result = job([f"experiment=genomics_{task}", f"init_from={checkpoint}", *args.finetune_set], task)
+            record["tasks"][task] = _step(result, ("test/acc", "best/val/acc", "global_step", "epochs"))
+    bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{args.name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     failed = [t for t, e in record["tasks"].items() if "error" in e] + (["pretrain"] if "error" in pretrain else [])
     print(", ".join(f"{t}: {e.get('test/acc', float('nan')):.4f}" for t, e in record["tasks"].items()
-                    if "error" not in e) + f" -> {path}" + (f" (failed: {', '.join(failed)})" if failed else ""))
+                    if "error" not in e) + (f" (failed: {', '.join(failed)})" if failed else ""))
+    print(f"Results written to {path}")
+    print(f"Checkpoints written under {log_dir} (pretraining: {checkpoint})")
     return 1 if failed else 0
 
 

@@ -44,3 +44,29 @@ def float64_default():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+# ----------------------------------------------------------------------------------------------- tolerances
+# Tests whose float32/bf16 comparisons go through tests/numerics.py take their random data's seed offset from
+# ``tol_seed`` (0 in a normal run); those whose data is fixed carry the ``numerics`` mark instead.
+# TITANS_TOLERANCE_SEEDS=N (scripts/check_tolerances.py) runs only these tests: the former with the offsets
+# 0..N-1, the latter once.
+TOLERANCE_SEEDS = int(os.environ.get("TITANS_TOLERANCE_SEEDS", "0") or 0)
+
+
+@pytest.fixture
+def tol_seed():
+    return 0
+
+
+def pytest_generate_tests(metafunc):
+    if TOLERANCE_SEEDS and "tol_seed" in metafunc.fixturenames:
+        metafunc.parametrize("tol_seed", range(TOLERANCE_SEEDS), ids=lambda s: f"seed{s}")
+
+
+def pytest_collection_modifyitems(config, items):
+    if TOLERANCE_SEEDS:
+        keep = [item for item in items
+                if "tol_seed" in getattr(item, "fixturenames", ()) or item.get_closest_marker("numerics")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

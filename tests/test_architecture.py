@@ -14,7 +14,7 @@ PACKAGE = ROOT / "titans"
 # the layers below it. Within the bottom, titans.memory may use titans.layers (never the reverse); beside each
 # other, titans.eval may use titans.data (the tokenizer of a checkpoint), never the reverse.
 LAYERS = {
-    "titans": 0, "titans.errors": 0, "titans.cpu_threads": 0,
+    "titans": 0, "titans.errors": 0, "titans.cpu_threads": 0, "titans.progress": 0,
     "titans.hub": 1,
     "titans.layers": 2,
     "titans.memory": 3,

@@ -9,6 +9,7 @@ from titans.data.babilong import HUB_TRAIN_DATASET, PadCollator, length_in_token
 from titans.eval.babilong import load_babilong_hub
 from titans.tasks.babilong import OFFLINE_TASKS, PROMPT, make_babilong_dataset, sample_from_hub_row
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct
+from numerics import assert_within_reference_error, float64_copy
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_validation_covers_every_task_and_length_from_its_first_batches(tok):
     assert batch["input_ids"].shape[0] == 6
 
 
-def test_padding_is_right_padding_that_does_not_change_the_loss(tok):
+def test_padding_is_right_padding_that_does_not_change_the_loss(tok, tol_seed):
     from titans.models import build_causal_lm
 
     module = _module(tok, lengths=[0, 256])
@@ -115,16 +116,20 @@ def test_padding_is_right_padding_that_does_not_change_the_loss(tok):
     assert (batch["input_ids"][short, min(lengths):] == tok.pad_token_id).all()
     assert (batch["labels"][short, min(lengths):] == -100).all()
 
-    torch.manual_seed(0)
+    torch.manual_seed(tol_seed)
     net = build_causal_lm(variant="mac", size="tiny", vocab_size=len(tok), segment_len=128, n_persistent=16).eval()
+    net64 = float64_copy(net)
     with torch.no_grad():
         padded = net(input_ids=batch["input_ids"], labels=batch["labels"]).loss
-        sums, count = 0.0, 0
+        sums = sums64 = 0.0
+        count = 0
         for item in items:  # each sample alone, no padding
             n = int((item["labels"][1:] != -100).sum())
             sums += net(input_ids=item["input_ids"][None], labels=item["labels"][None]).loss.item() * n
+            sums64 += net64(input_ids=item["input_ids"][None], labels=item["labels"][None]).loss.item() * n
             count += n
-    assert padded.item() == pytest.approx(sums / count, rel=1e-5)
+    # within 8x the error of the unpadded float32 losses against the float64 model's (tests/numerics.py)
+    assert_within_reference_error(padded, sums64 / count, sums / count)
 
 
 def test_pad_collator_rounds_up_to_a_multiple():

@@ -165,3 +165,28 @@ def test_demo_recall_plans_both_settings_and_the_pairs_curve():
     results = [dict(r, accuracy=0.5, steps=10, seconds=60.0) for r in runs]
     table = demo.markdown(results, args, chance=1 / 64)
     assert "| lmm | 0.500 | 0.500 |" in table and "4 pairs" in table
+    # the default accuracy-vs-pairs curve has at least 4 points, each a valid shape
+    default = demo.parse_args([])
+    curve = {r["pairs"] for r in demo.plan(default) if r["setting"] == "beyond" and r["variant"] == "lmm"}
+    assert len(curve) >= 4, curve
+    for run in demo.plan(default):
+        MQARSpec(seq_len=run["seq_len"], num_pairs=run["pairs"], gap=run["gap"])
+
+
+def test_demo_recall_redraws_from_json_without_overwriting_it(tmp_path):
+    import importlib.util
+    import json
+
+    from train_helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("demo_recall", ROOT / "scripts" / "demo_recall.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    args = demo.parse_args(["--variants", "swa", "lmm"])
+    results = [dict(r, accuracy=0.5, steps=10, seconds=60.0, cpu_seconds=60.0) for r in demo.plan(args)]
+    source = tmp_path / "mqar_2026-01-01.json"
+    source.write_text(json.dumps({"date": "2026-01-01", "results": results}))
+    before = source.read_text()
+    assert demo.main(["--from-json", str(source), "--output-dir", str(tmp_path)]) == 0
+    assert source.read_text() == before  # the source is never rewritten
+    assert (tmp_path / "mqar_2026-01-01.png").is_file() and (tmp_path / "mqar_2026-01-01.md").is_file()

@@ -88,7 +88,7 @@ def test_hub_suites_fail_fast_offline(hf_dir, monkeypatch):
             _evaluate([f"ckpt={hf_dir}", f"suite={suite}"])
 
 
-def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path):
+def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path, capsys):
     from titans.data import build_tokenizer
     from titans.models import build_causal_lm
     from titans.training.lit_module import LitCausalLM
@@ -109,12 +109,19 @@ def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path):
     assert len(record["results"]["samples"]) == 4
     assert all(Path(f).is_file() for f in record["figures"])
     assert "| niah_single_1 |" in record["tables"]["exact_match"]
+    out, err = capsys.readouterr()  # the paths of what it wrote on stdout, a progress bar per task on stderr
+    assert f"Results written to {path}" in out and record["figures"]
+    assert all(f"Figure written to {f}" in out for f in record["figures"]) and "_niah_heatmap.png" in out
+    assert "S-NIAH niah_single_1: 100%" in err and "S-NIAH niah_single_2: 100%" in err and "%|" not in out
 
     path = _evaluate([f"ckpt={ckpt}", "suite=babilong_offline", "suite.tasks=[qa1]", "suite.lengths=[0,400]",
                       "suite.samples_per_cell=2", f"output_dir={tmp_path}", "output_name=bab"])
     record = read_record(path)
     assert path.name == "bab.json" and set(record["results"]["acc"]) == {"qa1/0", "qa1/400"}
     assert all(key in record for key in REQUIRED_KEYS)
+    out, err = capsys.readouterr()
+    assert f"Results written to {path}" in out and "Figure written to" in out and "_babilong.png" in out
+    assert "BABILong: 100%" in err
 
 
 def test_titans_hugging_face_directory_loads_for_evaluation(tmp_path):
@@ -127,7 +134,7 @@ def test_titans_hugging_face_directory_loads_for_evaluation(tmp_path):
     loaded, loaded_tokenizer = load_model_and_tokenizer(tmp_path)
     ids = torch.tensor([tokenizer.encode("The sky is blue.")])
     with torch.no_grad():
-        assert torch.allclose(loaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6)
+        assert torch.equal(loaded(input_ids=ids).logits, model(input_ids=ids).logits)  # the same float32 weights
     assert loaded_tokenizer.encode("The sky is blue.") == ids[0].tolist()
     assert not loaded.training
 

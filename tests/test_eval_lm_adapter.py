@@ -1,4 +1,7 @@
-"""The lm-eval adapter (model `titans`) against direct forwards of a tiny causal LM, offline."""
+"""The lm-eval adapter (model `titans`) against direct forwards of a tiny causal LM, offline.
+
+The adapter's float32 log-likelihoods are compared through tests/numerics.py: against the direct forward of the
+model in float64, within 8x the direct float32 forward's own error."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from eval_helpers import tiny_llama, tiny_tokenizer
+from numerics import assert_within_reference_error, float64_copy
 from titans.eval import TitansLM
 from titans.eval.windows import rolling_windows
 
@@ -25,9 +29,14 @@ def tokenizer():
     return tiny_tokenizer()
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return tiny_llama(len(tokenizer), max_position_embeddings=256)
+@pytest.fixture
+def model(tokenizer, tol_seed):
+    return tiny_llama(len(tokenizer), max_position_embeddings=256, seed=tol_seed)
+
+
+@pytest.fixture
+def model64(model):
+    return float64_copy(model)
 
 
 def _requests(kind, args_list):
@@ -35,10 +44,12 @@ def _requests(kind, args_list):
 
 
 def _direct_logprob(model, tokens: list[int], n_targets: int) -> tuple[float, bool]:
-    """Sum of log-softmax of the last n_targets tokens of `tokens` from one plain forward."""
+    """Sum of log-softmax of the last n_targets tokens of `tokens` from one plain forward (in float64 for a float64
+    model, else in float32)."""
     ids = torch.tensor([tokens])
     with torch.no_grad():
-        logprobs = F.log_softmax(model(ids).logits[0].float(), dim=-1)
+        logits = model(ids).logits[0]
+        logprobs = F.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
     positions = range(len(tokens) - n_targets, len(tokens))
     total = sum(logprobs[p - 1, tokens[p]].item() for p in positions)
     greedy = all(logprobs[p - 1].argmax().item() == tokens[p] for p in positions)
@@ -51,31 +62,40 @@ def test_titans_is_registered_with_lm_eval():
     assert get_model("titans") is TitansLM
 
 
-def test_loglikelihood_equals_direct_forward(model, tokenizer):
+def _assert_logprob(actual, model, model64, tokens, n_targets, what=""):
+    """``actual`` (the adapter's float32 sum) within 8x the direct float32 forward's error against float64."""
+    assert_within_reference_error(actual, _direct_logprob(model64, tokens, n_targets)[0],
+                                  _direct_logprob(model, tokens, n_targets)[0], what=what)
+
+
+def test_loglikelihood_equals_direct_forward(model, model64, tokenizer):
     lm = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=2)
     results = lm.loglikelihood(_requests("loglikelihood", CONTEXTS), disable_tqdm=True)
     for (context, continuation), (logprob, greedy) in zip(CONTEXTS, results):
         context_ids, continuation_ids = lm._encode_pair(context, continuation)
         expected, expected_greedy = _direct_logprob(model, context_ids + continuation_ids, len(continuation_ids))
-        assert logprob == pytest.approx(expected, abs=1e-4)
+        _assert_logprob(logprob, model, model64, context_ids + continuation_ids, len(continuation_ids), context)
         assert greedy == expected_greedy
         assert logprob < 0
 
 
-def test_batching_does_not_change_scores(model, tokenizer):
+def test_batching_does_not_change_scores(model, model64, tokenizer):
     requests = _requests("loglikelihood", CONTEXTS)
-    one = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=1).loglikelihood(requests, disable_tqdm=True)
+    lm = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=1)
+    one = lm.loglikelihood(requests, disable_tqdm=True)
     many = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=3).loglikelihood(requests, disable_tqdm=True)
-    for (a, ga), (b, gb) in zip(one, many):
-        assert a == pytest.approx(b, abs=1e-4) and ga == gb
+    for (context, continuation), (a, ga), (b, gb) in zip(CONTEXTS, one, many):
+        context_ids, continuation_ids = lm._encode_pair(context, continuation)
+        for value, batch in ((a, 1), (b, 3)):  # each as close to the float64 answer as a direct float32 forward
+            _assert_logprob(value, model, model64, context_ids + continuation_ids, len(continuation_ids), batch)
+        assert ga == gb
 
 
-def test_loglikelihood_rolling_is_summed_token_loglikelihood(model, tokenizer):
+def test_loglikelihood_rolling_is_summed_token_loglikelihood(model, model64, tokenizer):
     lm = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=2)
     [result] = lm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(DOCUMENT,)]), disable_tqdm=True)
     tokens = tokenizer.encode(DOCUMENT, add_special_tokens=False)
-    expected, _ = _direct_logprob(model, [lm.prefix_token_id] + tokens, len(tokens))
-    assert result == pytest.approx(expected, abs=1e-4)
+    _assert_logprob(result, model, model64, [lm.prefix_token_id] + tokens, len(tokens))
 
 
 def test_rolling_windows_match_lm_eval_reference():
@@ -88,17 +108,18 @@ def test_rolling_windows_match_lm_eval_reference():
         assert all(len(w.input_ids) <= max_length for w in ours)
 
 
-def test_documents_longer_than_the_window_are_scored_in_rolling_windows(model, tokenizer):
+def test_documents_longer_than_the_window_are_scored_in_rolling_windows(model, model64, tokenizer):
     window = 16
     lm = TitansLM(pretrained=model, tokenizer=tokenizer, batch_size=4, max_length=window)
     tokens = tokenizer.encode(DOCUMENT, add_special_tokens=False)
     assert len(tokens) > 2 * window
     [result] = lm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(DOCUMENT,)]), disable_tqdm=True)
-    expected = 0.0
+    expected = expected64 = 0.0
     for context, prediction in map(make_disjoint_window,
                                    get_rolling_token_windows(tokens, lm.prefix_token_id, window, 1)):
         expected += _direct_logprob(model, context + prediction, len(prediction))[0]
-    assert result == pytest.approx(expected, abs=1e-3)
+        expected64 += _direct_logprob(model64, context + prediction, len(prediction))[0]
+    assert_within_reference_error(result, expected64, expected, what="windows")
     full, _ = _direct_logprob(model, [lm.prefix_token_id] + tokens, len(tokens))
     assert result != pytest.approx(full, abs=1e-3)  # the window really was applied
 
@@ -107,7 +128,7 @@ def test_documents_longer_than_the_window_are_scored_in_rolling_windows(model, t
     [(logprob, _)] = lm.loglikelihood(_requests("loglikelihood", [(context, continuation)]), disable_tqdm=True)
     context_ids, continuation_ids = lm._encode_pair(context, continuation)
     kept = (context_ids + continuation_ids)[-(window + 1):]
-    assert logprob == pytest.approx(_direct_logprob(model, kept, len(continuation_ids))[0], abs=1e-4)
+    _assert_logprob(logprob, model, model64, kept, len(continuation_ids), "kept")
 
 
 def test_generate_until_is_greedy_and_stops(model, tokenizer):
@@ -137,7 +158,7 @@ def test_model_object_without_tokenizer_is_a_clear_error(model):
         TitansLM(pretrained=model)
 
 
-def test_simple_evaluate_runs_local_tasks_of_every_output_type(model, tokenizer, tmp_path):
+def test_simple_evaluate_runs_local_tasks_of_every_output_type(model, model64, tokenizer, tmp_path):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -160,8 +181,14 @@ def test_simple_evaluate_runs_local_tasks_of_every_output_type(model, tokenizer,
     logliks = lm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(d["text"],) for d in ROLLING_DOCS]),
                                        disable_tqdm=True)
     words = sum(len(d["text"].split()) for d in ROLLING_DOCS)
-    assert results["titans_local_rolling"]["word_perplexity,none"] == pytest.approx(math.exp(-sum(logliks) / words),
-                                                                                     rel=1e-4)
+    logliks64 = []
+    for d in ROLLING_DOCS:
+        tokens = tokenizer.encode(d["text"], add_special_tokens=False)
+        logliks64.append(_direct_logprob(model64, [lm.prefix_token_id] + tokens, len(tokens))[0])
+    # exp(-x) multiplies x's absolute error into a relative one: the scale is |x| times the value
+    x64 = -sum(logliks64) / words
+    assert_within_reference_error(results["titans_local_rolling"]["word_perplexity,none"], math.exp(x64),
+                                  math.exp(-sum(logliks) / words), scale=math.exp(x64) * max(1.0, abs(x64)))
 
 
 def test_lm_eval_command_line_knows_the_titans_model(model, tokenizer, tmp_path, monkeypatch):

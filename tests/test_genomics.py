@@ -23,6 +23,7 @@ from titans.data.genomics import (
     read_benchmark_dir,
 )
 from titans.models.classification import SequenceClassifier, masked_mean
+from numerics import assert_within_reference_error, float64_copy
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
 
@@ -97,18 +98,23 @@ def test_pad_batch_right_pads_with_eos():
     assert batch["lengths"].tolist() == [3, 1] and batch["labels"].tolist() == [1, 0]
 
 
-def test_padding_does_not_change_the_logits_of_a_causal_backbone():
-    torch.manual_seed(0)
+def test_padding_does_not_change_the_logits_of_a_causal_backbone(tol_seed):
+    """Padded and batched logits within 8x the error of the unpadded float32 ones against the float64 net's
+    (tests/numerics.py)."""
+    torch.manual_seed(tol_seed)
     net = SequenceClassifier(vocab_size=7, num_classes=3, variant="lmm", **TINY).eval()
+    net64 = float64_copy(net)
     short, long = torch.tensor([[2, 3, 4, 5, 2]]), torch.tensor([[3, 3, 5, 6, 2, 4, 4, 5, 2, 3, 5]])
     batch = pad_batch([{"input_ids": short[0], "label": 0}, {"input_ids": long[0], "label": 1}], pad_id=0)
     with torch.no_grad():
         together = net(batch["input_ids"], batch["lengths"])
         alone = torch.cat([net(short), net(long)])
-    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+        alone64 = torch.cat([net64(short), net64(long)])
+    assert_within_reference_error(together, alone64, alone, what="logits")
     hidden = torch.randn(2, 4, 3)
-    torch.testing.assert_close(masked_mean(hidden, torch.tensor([2, 4])), torch.stack(
-        [hidden[0, :2].mean(0), hidden[1].mean(0)]))
+    means = torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)])
+    means64 = torch.stack([hidden.double()[0, :2].mean(0), hidden.double()[1].mean(0)])
+    assert_within_reference_error(masked_mean(hidden, torch.tensor([2, 4])), means64, means, what="masked mean")
 
 
 def test_a_few_classifier_steps_lower_the_loss():
@@ -201,3 +207,7 @@ def test_offline_pretrain_then_finetune_writes_the_accuracy(tmp_path):
     assert 0.0 <= task["test/acc"] <= 1.0 and task["global_step"] == 4
     log = (tmp_path / "logs").glob("*/planted_motifs/genomics_planted_motifs.log")  # the run's Hydra log
     assert "initialised the model's weights from" in next(log).read_text()
+    # what it wrote on stdout; a progress bar over the two train.py jobs on stderr
+    assert f"Results written to {tmp_path / 'results' / 'smoke.json'}" in proc.stdout
+    assert "Checkpoints written under" in proc.stdout and "last.ckpt" in proc.stdout
+    assert "genomics: 100%" in proc.stderr and "[genomics] planted_motifs: done" in proc.stderr

@@ -2,9 +2,12 @@
 
 On CPU the kernels run in the Triton interpreter (TRITON_INTERPRET=1, set per test; the kernel module is decorated
 for the interpreter separately from the GPU copy, so both can run in one process). float64: outputs, final state
-and the gradient of every input equal the torch scan's to 1e-10; float32 to 2e-5; bf16 inputs (float32 state)
-against the torch scan on the same rounded values to 2e-5 (bf16 gradients to 1e-2), and against the float32
-inputs before rounding to 5e-2. Hidden/column tiles of 16 so that every pass loops over several tiles.
+and the gradient of every input equal the torch scan's to 1e-10. float32 and bf16 are bounded by rounding, not by a
+constant (tests/numerics.py): the kernels' distance to the float64 answer is at most KERNEL_FACTOR (the gates'
+gradients: GATE_GRADIENT_FACTOR) times the float32 torch scan's own distance to it (or 8 eps times the tensor's
+size); bf16 inputs (float32 state) likewise against
+the torch scan on the same rounded values, and against the float32 inputs before rounding. Hidden/column tiles of
+16 so that every pass loops over several tiles.
 The ``gpu`` tests run the compiled kernels on CUDA (skipped without one): scripts/gpu_check.sh runs them.
 """
 
@@ -21,8 +24,18 @@ from titans.memory import MemoryConfig, NeuralMemory, memory_scan  # noqa: E402
 from titans.memory import triton as tmem  # noqa: E402
 from titans.memory.scan import MemoryScan  # noqa: E402
 from titans.memory.triton import op  # noqa: E402
+from numerics import assert_within_reference_error  # noqa: E402
 
 CUDA = torch.cuda.is_available()
+# The kernels' float32 error may be this many times the float32 torch scan's (tests/numerics.py); measured over
+# 50 seeds (scripts/check_tolerances.py, experiments/results/tolerances/): values, state and the gradients of
+# q, k, v, M_0, S_0 and the LN affine up to 7x (depth 2, the LN bias), so 40 leaves a margin above 5.
+KERNEL_FACTOR = 40.0
+# The gradients of the gates (theta, eta, alpha: one number per token, a sum over the chunk's d x d products)
+# are the kernels' weak spot: at the first token of a chunk the depth-1 eta gradient was 38x the torch scan's
+# error in one seed of 50 (problem seed 37, token 16: 3.8e-4 against 1.5e-6), 6x at most in the others.
+GATE_GRADIENT_FACTOR = 128.0
+GATES = ("theta", "eta", "alpha")
 
 
 @pytest.fixture
@@ -60,6 +73,12 @@ def leaves(prob):
     return [t for v in prob.values() for t in (v if isinstance(v, list) else [v])]
 
 
+def leaf_names(prob):
+    """Names of ``leaves(prob)``: "q", "theta[0]", ..."""
+    return [f"{k}[{i}]" if isinstance(v, list) else k for k, v in prob.items()
+            for i in range(len(v) if isinstance(v, list) else 1)]
+
+
 def run(prob, backend, chunk=16, momentum=True, decay=True, act="gelu", commit=False, group=0):
     p = prob
     deep = len(p["W0"]) > 1
@@ -74,7 +93,8 @@ def values_and_grads(prob, backend, **kw):
     y, W, S = run(prob, backend, **kw)
     outs = [y] + W + (S or [])
     g = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o)).sum() for o in outs)
+    # the same (float32-representable) weights at every precision
+    loss = sum((o * torch.randn(o.shape, generator=g).to(o)).sum() for o in outs)
     return outs, torch.autograd.grad(loss, leaves(prob), allow_unused=True)
 
 
@@ -82,26 +102,57 @@ def rel_err(a, b):
     return ((a.double() - b.double()).abs().max() / (1 + b.double().abs().max())).item()
 
 
-def assert_match(prob, tol, truth=None, **kw):
-    """The triton backend on ``prob`` against the torch backend on ``truth`` (default: ``prob`` itself; for a
-    float32 ``prob``, the same problem in float64, so that the bound is on the kernel's own error)."""
-    outs_ref, g_ref = values_and_grads(prob if truth is None else truth, "torch", **kw)
+def assert_match(prob, tol, **kw):
+    """The triton backend on a float64 ``prob`` against the torch backend: equal to ``tol`` (rel_err)."""
+    assert prob["q"].dtype == torch.float64
+    outs_ref, g_ref = values_and_grads(prob, "torch", **kw)
     outs, g = values_and_grads(prob, "triton", **kw)
-    dtype = prob["q"].dtype
     assert len(outs) == len(outs_ref)
     for a, b in zip(outs, outs_ref):
-        assert a.shape == b.shape and a.dtype == dtype
+        assert a.shape == b.shape and a.dtype == torch.float64
         assert rel_err(a, b) <= tol, "values differ"
-    used = 0
+    assert len(_used_pairs(g, g_ref, torch.float64)) >= 5  # q, k, v, theta and the state at least
+    for a, b in _used_pairs(g, g_ref, torch.float64):
+        assert rel_err(a, b) <= tol, "gradients differ"
+
+
+def _used_pairs(g, g_ref, dtype):
+    """(kernel, reference) gradient pairs where both exist; where only one does, it must be zero."""
+    pairs = []
     for a, b in zip(g, g_ref):
         if a is None or b is None:
             other = a if a is not None else b
             assert other is None or other.abs().max() == 0
             continue
-        used += 1
         assert a.dtype == dtype
-        assert rel_err(a, b) <= tol, "gradients differ"
-    assert used >= 5  # q, k, v, theta and the state at least
+        pairs.append((a, b))
+    return pairs
+
+
+def in_float64(prob):
+    """The same problem (the same, already rounded values) in float64."""
+    return {k: [t.detach().double().requires_grad_() for t in v] if isinstance(v, list)
+            else v.detach().double().requires_grad_() for k, v in prob.items()}
+
+
+def assert_float32_match(prob, factor=KERNEL_FACTOR, gate_factor=GATE_GRADIENT_FACTOR, **kw):
+    """The triton backend on a float32 ``prob``: values and gradients within ``factor`` (the gates' gradients:
+    ``gate_factor``) times the float32 torch scan's own error, both measured against the torch scan on the same
+    values in float64 (tests/numerics.py)."""
+    assert prob["q"].dtype == torch.float32
+    outs64, g64 = values_and_grads(in_float64(prob), "torch", **kw)
+    outs32, g32 = values_and_grads(prob, "torch", **kw)
+    outs, g = values_and_grads(prob, "triton", **kw)
+    assert len(outs) == len(outs64) == len(outs32)
+    for i, (a, e, r) in enumerate(zip(outs, outs64, outs32)):
+        assert a.shape == e.shape and a.dtype == torch.float32
+        assert_within_reference_error(a, e, r, factor=factor, what=f"value {i}")
+    pairs = _used_pairs(g, g32, torch.float32)
+    assert len(pairs) >= 5  # q, k, v, theta and the state at least
+    for name, a, e, r in zip(leaf_names(prob), g, g64, g32):
+        if a is not None and r is not None:
+            gate = name.split("[")[0] in GATES
+            assert_within_reference_error(a, e, r, factor=gate_factor if gate else factor, what=f"gradient {name}")
 
 
 # ----------------------------------------------------------------------------------------------- float64
@@ -161,11 +212,9 @@ def test_head_dim_not_a_power_of_two(interp, depth):
 
 # ----------------------------------------------------------------------------------------------- float32 / bf16
 @pytest.mark.parametrize("depth", [1, 2])
-def test_float32(interp, depth):
-    """Against the float64 answer: the float32 torch path is itself up to 1.8e-5 off it on some CPUs (depth 1,
-    2026-12-02), the kernels 6.7e-6."""
-    assert_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8), 2e-5,
-                 truth=problem(N=2, T=40, depth=depth, dtype=torch.float64, seed=8))
+def test_float32(interp, depth, tol_seed):
+    """Within KERNEL_FACTOR of the float32 torch scan's own error against the float64 answer."""
+    assert_float32_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8 + tol_seed))
 
 
 def _capture(monkeypatch, prob, **kw):
@@ -192,26 +241,34 @@ def _op_grads(fn, meta_args, flat):
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-def test_bf16_inputs_float32_state(interp, monkeypatch, depth):
-    """kq, qb, v, off in bf16 (the state and the coefficients float32): the kernels upcast on load."""
-    meta, flat = _capture(monkeypatch, problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=9))
+def test_bf16_inputs_float32_state(interp, monkeypatch, depth, tol_seed):
+    """kq, qb, v, off in bf16 (the state and the coefficients float32): the kernels upcast on load. Against the
+    float64 scan on the same rounded values, within KERNEL_FACTOR of the float32 torch scan's error there; against
+    the float64 scan on the values before rounding, within 8x the error that rounding the inputs gives the torch
+    scan; the gradients of the bf16 inputs, returned in bf16, within 2x the bf16 rounding of the torch scan's."""
+    meta, flat = _capture(monkeypatch, problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=9 + tol_seed))
     inputs = range(depth, depth + 4)  # kq, qb, v, off
     low = [t.bfloat16() if (i in inputs and t is not None) else t for i, t in enumerate(flat)]
     rounded = [t.float() if (i in inputs and t is not None) else t for i, t in enumerate(low)]
     o_k, g_k, x_k = _op_grads(lambda *xs: op.triton_memory_scan(meta, list(xs)), (), low)
     o_r, g_r, _ = _op_grads(MemoryScan.apply, (meta,), rounded)
-    o_f, _, _ = _op_grads(MemoryScan.apply, (meta,), flat)
-    for a, b, c in zip(o_k, o_r, o_f):
+    o_r64, g_r64, _ = _op_grads(MemoryScan.apply, (meta,), [None if t is None else t.double() for t in rounded])
+    o_f64, _, _ = _op_grads(MemoryScan.apply, (meta,), [None if t is None else t.double() for t in flat])
+    for i, (a, r, e, e_f) in enumerate(zip(o_k, o_r, o_r64, o_f64)):
         assert a.dtype == torch.float32
-        assert rel_err(a, b) <= 2e-5  # the same rounded inputs
-        assert rel_err(a, c) <= 5e-2  # the float32 inputs before rounding
+        assert_within_reference_error(a, e, r, factor=KERNEL_FACTOR, what=f"value {i}, the same rounded inputs")
+        assert_within_reference_error(a, e_f, r, what=f"value {i}, the inputs before rounding")
     checked = 0
-    for a, b, x in zip(g_k, g_r, x_k):
-        if a is None or b is None:
+    for i, (a, r, e, x) in enumerate(zip(g_k, g_r, g_r64, x_k)):
+        if a is None or r is None:
             continue
         checked += 1
         assert a.dtype == x.dtype
-        assert rel_err(a, b) <= (1e-2 if x.dtype == torch.bfloat16 else 2e-5)
+        if x.dtype == torch.bfloat16:
+            # one rounding of a float32 result: within 2x the same rounding of the torch scan's, or 2 bf16 eps
+            assert_within_reference_error(a, e, r.bfloat16(), factor=2, ulps=1, what=f"bf16 gradient {i}")
+        else:
+            assert_within_reference_error(a, e, r, factor=KERNEL_FACTOR, what=f"gradient {i}")
     assert checked >= 6
 
 
@@ -313,13 +370,13 @@ def test_compiled_kernel_module_loads_without_a_gpu(monkeypatch):
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @pytest.mark.parametrize("depth,kw", [(1, {}), (2, {}), (2, dict(channelwise=True, act="silu"))])
 def test_gpu_compiled_kernels_equal_the_torch_scan(monkeypatch, depth, kw):
-    """Compiled kernels on CUDA, head_dim 64, 17 chunks (the last partial), float32: within 1e-4 of the torch
-    scan (both float32 on the GPU; TF32 off for the torch side)."""
+    """Compiled kernels on CUDA, head_dim 64, 17 chunks (the last partial), float32: within KERNEL_FACTOR of the
+    float32 torch scan's own error against the float64 scan (all on the GPU; TF32 off for the torch side)."""
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     channelwise = kw.pop("channelwise", False)
     prob = problem(N=4, T=264, d=64, depth=depth, channelwise=channelwise, dtype=torch.float32, device="cuda")
-    assert_match(prob, 1e-4, group=3, **kw)
+    assert_float32_match(prob, group=3, **kw)
 
 
 @pytest.mark.gpu

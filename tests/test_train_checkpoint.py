@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from numerics import assert_within_reference_error, float64_copy
 from remote_helpers import load_and_run_without_titans
 from train_helpers import ROOT, SMALL, run_dirs, run_train
 
@@ -38,6 +39,7 @@ def converted(trained_run, tmp_path_factory):
     return {"dir": out, "record": record}
 
 
+@pytest.mark.numerics
 def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, converted):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,12 +58,13 @@ def test_checkpoint_and_converted_directory_give_the_same_logits(trained_run, co
     text = "Shall I compare thee to a summer's day?"
     ids = torch.tensor([tokenizer.encode(text)])
     assert hf_tok.encode(text) == tokenizer.encode(text)
-    with torch.no_grad():
-        reference = lit(ids)
-        torch.testing.assert_close(model(input_ids=ids).logits, reference)
-        torch.testing.assert_close(hf_model(input_ids=ids).logits, reference)
+    with torch.no_grad():  # each within 8x the float32 Lightning module's own error (tests/numerics.py)
+        reference, expected = lit(ids), float64_copy(lit.net)(input_ids=ids).logits
+        assert_within_reference_error(model(input_ids=ids).logits, expected, reference, what="load_model_and_tokenizer")
+        assert_within_reference_error(hf_model(input_ids=ids).logits, expected, reference, what="converted")
 
 
+@pytest.mark.numerics
 def test_converted_directory_loads_without_titans_and_has_a_model_card(trained_run, converted, tmp_path,
                                                                       single_thread):
     """scripts/convert_checkpoint.py with an eval.py result file: the directory loads where titans cannot be imported
@@ -81,7 +84,9 @@ def test_converted_directory_loads_without_titans_and_has_a_model_card(trained_r
     loaded = load_and_run_without_titans({"run": {"dir": out, "input_ids": ids.tolist(), "max_new_tokens": 8}},
                                          tmp_path)["run"]
     assert torch.equal(loaded["generated"], expected)
-    torch.testing.assert_close(loaded["logits"], model(input_ids=ids).logits.detach(), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # within 8x the float32 package model's own error (tests/numerics.py)
+        assert_within_reference_error(loaded["logits"], float64_copy(model)(input_ids=ids).logits,
+                                      model(input_ids=ids).logits)
 
     card = (out / "README.md").read_text()
     steps = torch.load(ckpt, weights_only=True)["global_step"]

@@ -14,6 +14,7 @@ This module imports nothing heavy: ``train.py`` and ``eval.py`` call :func:`conf
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -65,6 +66,6 @@ def configure_cpu_threads(verbose: bool = True) -> ThreadChoice:
     os.environ["OMP_NUM_THREADS"] = str(choice.threads)
     if choice.wait_policy:
         os.environ["OMP_WAIT_POLICY"] = choice.wait_policy
-    if verbose:
-        print(choice.describe(), flush=True)
+    if verbose:  # a diagnostic: stderr, so that stdout stays machine-readable (-sc install=bash, --cfg job)
+        print(choice.describe(), file=sys.stderr, flush=True)
     return choice

@@ -45,8 +45,9 @@ def greedy_generate(model, input_ids: torch.Tensor, max_new_tokens: int,
 
 
 def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int | list[int], batch_size: int = 1,
-                     add_bos: bool = False) -> list[str]:
-    """Greedy completions of ``prompts``; prompts of equal token length share a batch."""
+                     add_bos: bool = False, progress_desc: str | None = None) -> list[str]:
+    """Greedy completions of ``prompts``; prompts of equal token length share a batch. ``progress_desc``: show a
+    progress bar (stderr) under that name."""
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     encoded = []
     for prompt in prompts:
@@ -59,10 +60,15 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int |
         groups.setdefault((len(ids), budgets[i]), []).append(i)
     device = next(model.parameters()).device
     outputs: list[str] = [""] * len(prompts)
-    for (_, budget), indices in groups.items():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            batch = torch.tensor([encoded[i] for i in chunk], dtype=torch.long, device=device)
-            for i, tokens in zip(chunk, greedy_generate(model, batch, budget, tokenizer.eos_token_id)):
-                outputs[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+    from titans.progress import progress
+
+    with progress(desc=progress_desc or "generate", total=len(prompts), unit="sample",
+                  enabled=progress_desc is not None) as bar:
+        for (_, budget), indices in groups.items():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.tensor([encoded[i] for i in chunk], dtype=torch.long, device=device)
+                for i, tokens in zip(chunk, greedy_generate(model, batch, budget, tokenizer.eos_token_id)):
+                    outputs[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+                bar.update(len(chunk))
     return outputs

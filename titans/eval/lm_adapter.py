@@ -147,7 +147,8 @@ class TitansLM(TemplateLM):
             logits = self.model(input_ids=input_ids.to(self._device), use_cache=False).logits
             for row, window in enumerate(batch):
                 n_in, n = len(window.input_ids), window.n_scored
-                logprobs = F.log_softmax(logits[row, n_in - n : n_in].float(), dim=-1)
+                scored = logits[row, n_in - n : n_in]  # in float32 at least (a float64 model keeps float64)
+                logprobs = F.log_softmax(scored if scored.dtype == torch.float64 else scored.float(), dim=-1)
                 targets = torch.tensor(window.targets, device=logprobs.device)
                 total = logprobs.gather(-1, targets[:, None]).sum().item()
                 greedy = bool((logprobs.argmax(-1) == targets).all().item())

@@ -11,10 +11,11 @@ from titans.tasks.niah import NIAHSample
 
 
 def evaluate_niah(model, tokenizer, samples: list[NIAHSample], batch_size: int = 1,
-                  extra_tokens: int = 4) -> list[dict]:
+                  extra_tokens: int = 4, progress_desc: str | None = "S-NIAH") -> list[dict]:
     """Greedy answers to S-NIAH samples; one row per sample with ``exact_match`` and ``contains``."""
     budgets = [len(tokenizer(" " + s.answer, add_special_tokens=False)["input_ids"]) + extra_tokens for s in samples]
-    predictions = generate_answers(model, tokenizer, [s.prompt for s in samples], budgets, batch_size)
+    predictions = generate_answers(model, tokenizer, [s.prompt for s in samples], budgets, batch_size,
+                                   progress_desc=progress_desc)
     rows = []
     for sample, prediction in zip(samples, predictions):
         rows.append({"task": sample.task, "context_length": sample.context_length, "depth": sample.depth,
@@ -25,9 +26,10 @@ def evaluate_niah(model, tokenizer, samples: list[NIAHSample], batch_size: int =
 
 
 def evaluate_babilong(model, tokenizer, samples: list[BabilongSample], batch_size: int = 1,
-                      max_new_tokens: int = 8) -> list[dict]:
+                      max_new_tokens: int = 8, progress_desc: str | None = "BABILong") -> list[dict]:
     """Greedy answers to BABILong samples, scored by the benchmark's answer-word rule."""
-    predictions = generate_answers(model, tokenizer, [s.prompt for s in samples], max_new_tokens, batch_size)
+    predictions = generate_answers(model, tokenizer, [s.prompt for s in samples], max_new_tokens, batch_size,
+                                   progress_desc=progress_desc)
     rows = []
     for sample, prediction in zip(samples, predictions):
         correct = babilong_correct(sample.answer, prediction, sample.question, BABILONG_TASK_LABELS[sample.task])

@@ -53,9 +53,15 @@ def windows(tokens: torch.Tensor, length: int, n_tokens: int) -> torch.Tensor:
     return tokens[:n_tokens].reshape(-1, length)
 
 
-def nll_of_windows(model, batch: torch.Tensor, batch_size: int = 1) -> torch.Tensor:
-    """``token_nll`` of every window, ``batch_size`` windows per forward pass: ``[N, L - 1]``."""
-    return torch.cat([token_nll(model, batch[i:i + batch_size]).cpu() for i in range(0, len(batch), batch_size)])
+def nll_of_windows(model, batch: torch.Tensor, batch_size: int = 1, bar=None) -> torch.Tensor:
+    """``token_nll`` of every window, ``batch_size`` windows per forward pass: ``[N, L - 1]`` (``bar``: a progress
+    bar to advance by the windows scored)."""
+    pieces = []
+    for i in range(0, len(batch), batch_size):
+        pieces.append(token_nll(model, batch[i:i + batch_size]).cpu())
+        if bar is not None:
+            bar.update(len(pieces[-1]))
+    return torch.cat(pieces)
 
 
 def position_buckets(length: int, n_buckets: int) -> list[tuple[int, int]]:
@@ -81,12 +87,16 @@ def perplexity_by_position(nll: torch.Tensor, buckets: list[tuple[int, int]]) ->
 def evaluate_perplexity(model, tokens: torch.Tensor, lengths: list[int], n_tokens: int, n_buckets: int = 8,
                         batch_size: int = 1) -> dict:
     """The suite's results: ``by_length`` {L: ppl}, ``by_position`` {"a-b": ppl} of the longest windows."""
+    from titans.progress import progress
+
     lengths = sorted(int(n) for n in lengths)
     by_length, longest = {}, None
-    for n in lengths:
-        nll = nll_of_windows(model, windows(tokens, n, n_tokens), batch_size)
-        by_length[n] = math.exp(nll.mean().item())
-        longest = nll
+    with progress(desc="perplexity", total=sum(n_tokens // n for n in lengths), unit="window") as bar:
+        for n in lengths:
+            bar.set_postfix_str(f"length {n}")
+            nll = nll_of_windows(model, windows(tokens, n, n_tokens), batch_size, bar)
+            by_length[n] = math.exp(nll.mean().item())
+            longest = nll
     by_position = perplexity_by_position(longest, position_buckets(lengths[-1], n_buckets))
     return {"by_length": {str(n): v for n, v in by_length.items()},
             "by_position": {f"{a}-{b}": v for (a, b), v in by_position.items()},

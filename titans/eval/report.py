@@ -654,29 +654,41 @@ def figure6_png(rows: list[OurRow], inputs: ReportInputs, directory: Path) -> li
     from titans.eval.plots import _pyplot, _save
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
-    for ax, (style, title) in zip(axes[0], (("few_shot", "(a) few-shot"), ("finetuned", "(b) fine-tuned"))):
+    fig, axes = plt.subplots(2, 1, figsize=(9, 8), squeeze=False, layout="constrained")
+    for ax, (style, title) in zip(axes[:, 0], (("few_shot", "(a) few-shot"), ("finetuned", "(b) fine-tuned"))):
         series = {m: dict(zip(paper.FIGURE6_LENGTHS, v)) for m, v in paper.FIGURE6_TEXT.items()} \
             if style == "finetuned" else {}
         series.update({r.label().replace("↳ ", ""): r.values for r in rows if r.group == style})
         _lines(ax, series, "context length", "accuracy (%)")
+        ax.set_ylim(-2, 102)
         ax.set_title(f"Figure 6 {title}")
     return [_save(plt, fig, directory / "figure6_babilong.png")]
 
 
+def _shorten(label: str, width: int) -> str:
+    """``label`` cut at a word boundary to at most ``width`` characters (an ellipsis marks the cut)."""
+    if len(label) <= width:
+        return label
+    return label[: width - 1].rsplit(" ", 1)[0].rstrip(",;") + "…"
+
+
 def _lines(ax, series: dict[str, dict], xlabel: str, ylabel: str) -> None:
-    """One line per series over its columns (lengths such as "2K", "512"), x in tokens on a log-2 axis."""
-    for label, values in series.items():
+    """One line per series over its columns (lengths such as "2K", "512"), x in tokens on a log-2 axis; the
+    legend beside the axes. Markers shrink and line styles change from series to series, so that series lying on
+    each other stay visible."""
+    from titans.eval.plots import LINESTYLES, MARKERS, legend_outside
+
+    for k, (label, values) in enumerate(series.items()):
         points = sorted(((_length_order(f"x {c}")[1], v) for c, v in values.items()
                          if isinstance(v, (int, float)) and v is not None), key=lambda p: p[0])
         points = [(max(x, 1), v) for x, v in points]
         if points:
-            ax.plot(*zip(*points), marker="o", label=label[:70])
+            ax.plot(*zip(*points), marker=MARKERS[k % len(MARKERS)], markersize=max(3.0, 8.0 - 0.6 * k),
+                    linestyle=LINESTYLES[k % len(LINESTYLES)], label=_shorten(label, 80))
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"{xlabel} (tokens)")
     ax.set_ylabel(ylabel)
-    if ax.lines:
-        ax.legend(fontsize=6)
+    legend_outside(ax, fontsize=7)
 
 
 register(ReportEntry("fig6", "Figure 6: BABILong", figure6_ours, figure6_paper, figure6_png))
@@ -721,8 +733,8 @@ def figure7_png(rows: list[OurRow], inputs: ReportInputs, directory: Path) -> li
         return []
     plt = _pyplot()
     sizes = list(dict.fromkeys(r.size for r in rows))  # one panel per model size, as the paper's panels
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4), squeeze=False)
-    for ax, size in zip(axes[0], sizes):
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(9, 4 * len(sizes)), squeeze=False, layout="constrained")
+    for ax, size in zip(axes[:, 0], sizes):
         mine = [r for r in rows if r.size == size]
         several = len({r.scale for r in mine}) > 1  # e.g. an unmatched depth-4 memory has more parameters
         _lines(ax, {(f"{r.model} ({r.scale})" if several else r.model): r.values for r in mine},

@@ -54,4 +54,6 @@ def evaluate_checkpoint(cfg: DictConfig) -> Path:
     for name, table in tables.items():
         print(f"\n{suite['name']} - {name}\n{table}")
     print(f"\nResults written to {path}")
+    for figure in figures:
+        print(f"Figure written to {figure}")
     return path

@@ -97,7 +97,8 @@ def _run_niah(suite, model, tokenizer, output_dir, run_name):
     for task in tasks:
         samples = make_niah_dataset(task, tokenizer, suite["lengths"], depths, suite.get("samples_per_cell", 1),
                                     suite.get("seed", 0), haystack, suite.get("value_type"))
-        rows += evaluate_niah(model, tokenizer, samples, batch_size=suite.get("batch_size", 1))
+        rows += evaluate_niah(model, tokenizer, samples, batch_size=suite.get("batch_size", 1),
+                              progress_desc=f"S-NIAH {task}")
     figure = niah_heatmap(rows, output_dir / f"{run_name}_niah_heatmap.png", title=run_name)
     tables = {"exact_match": markdown_table(rows, "exact_match"), "contains": markdown_table(rows, "contains")}
     summary = {f"{task}/{length}": acc for (task, length), acc in mean_by(rows, ("task", "context_length"),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from contextlib import redirect_stdout
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +118,29 @@ def _as_if_saved_after_the_last_completed_batch(trainer: L.Trainer) -> None:
         if done > 0:
             tracker.ready = tracker.started = tracker.processed = done
             tracker.completed = done - 1
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's tqdm progress bars on stderr (Lightning writes them to stdout), so that stdout holds the run's
+    results only. Lightning passes ``file=sys.stdout`` when it builds each bar: built with stdout pointing at
+    stderr, the bar keeps stderr."""
+
+    def init_sanity_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_sanity_tqdm()
+
+    def init_train_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+    def init_test_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_test_tqdm()
+
+    def init_predict_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_predict_tqdm()

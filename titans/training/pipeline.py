@@ -242,8 +242,18 @@ def train(cfg: DictConfig) -> dict:
         if cfg.get("test", False):
             summary.update(test_ckpt_path=test_ckpt, epochs=int(trainer.current_epoch))
         log.info("finished: %s", summary)
-        write_metrics(Path(cfg.paths.output_dir), summary)
+        metrics_path = write_metrics(Path(cfg.paths.output_dir), summary)
+        for line in written_files(trainer, metrics_path):
+            print(line, flush=True)
     return metrics
+
+
+def written_files(trainer: L.Trainer, metrics_path: Path) -> list[str]:
+    """One line per file the run leaves for the user: its checkpoints and metrics.json."""
+    checkpoints = sorted({p for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)
+                          for p in Path(cb.dirpath).glob("*.ckpt")})
+    return ([f"Run directory: {metrics_path.parent}"] + [f"Checkpoint written to {p}" for p in checkpoints]
+            + [f"Metrics written to {metrics_path}"])
 
 
 def _needs_final_validation(trainer: L.Trainer, model: L.LightningModule) -> bool:
