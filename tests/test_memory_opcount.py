@@ -2,9 +2,10 @@
 
 One forward+backward of the tiny LMM (4 blocks, d_model 128, 4 heads, chunk 16) at 512 tokens, counted with
 torch.profiler as ``scripts/count_ops.py`` does (every event whose name starts with ``aten::``). Measured on
-2026-12-01 (torch 2.13): the autograd reference issues 135,790 such events, the eager scan operator 96,722.
-The ceiling leaves 5% of room over the scan's count and sits far below the reference's, so a change that
-brings back per-chunk autograd work (or many new small ops per chunk) fails here.
+2026-12-05 (torch 2.13), eager scan operator: 96,710 with eq. 13 as printed (``decay_target=zero``), 110,350 with
+the default decay toward M_0 (its target terms add a few ops per chunk); the autograd reference issues 166,678
+with the default rule. Each ceiling leaves 5% of room over the scan's count and sits far below the reference's,
+so a change that brings back per-chunk autograd work (or many new small ops per chunk) fails here.
 """
 
 import importlib.util
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCAN_CEILING = 101_500
+SCAN_CEILING = {"zero": 101_500, "init": 115_900}
 LENGTH = 512
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]
@@ -26,10 +27,12 @@ def _count_ops():
     return mod.count_ops
 
 
-def test_scan_op_count_stays_under_ceiling():
+@pytest.mark.parametrize("decay_target", sorted(SCAN_CEILING))
+def test_scan_op_count_stays_under_ceiling(decay_target):
     count_ops = _count_ops()
-    scan = count_ops("lmm", LENGTH, memory=dict(impl="scan", compile=False))["aten"]
-    assert scan <= SCAN_CEILING, f"{scan} ATen ops > ceiling {SCAN_CEILING}"
+    scan = count_ops("lmm", LENGTH, memory=dict(impl="scan", compile=False, decay_target=decay_target))["aten"]
+    ceiling = SCAN_CEILING[decay_target]
+    assert scan <= ceiling, f"{scan} ATen ops > ceiling {ceiling} (decay_target={decay_target})"
 
 
 def test_scan_issues_fewer_ops_than_the_reference():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -16,7 +17,13 @@ from torchmetrics import MeanMetric, SumMetric
 from titans.models import TitansConfig, TitansForCausalLM
 from titans.models.checkpoint_io import EFFECTIVE_SCHEDULE, checkpoint_model_config, load_lightning_checkpoint
 from titans.models.loss import count_targets
+from titans.models.param_groups import group_grad_norms
+from titans.training.grad_monitor import GradNormMonitor
 from titans.training.optim import cosine_with_warmup, parameter_groups
+
+
+_log = logging.getLogger(__name__)
+GRAD_MONITOR = "titans_grad_norm_monitor"
 
 
 class LitCausalLM(L.LightningModule):
@@ -45,6 +52,7 @@ class LitCausalLM(L.LightningModule):
         self.val_acc = MeanMetric()
         self.val_targets = SumMetric()
         self._step_started: float | None = None
+        self._grad_monitor = GradNormMonitor()
         #: the global step of the latest completed validation (None before the first)
         self.validated_at_step: int | None = None
 
@@ -52,6 +60,11 @@ class LitCausalLM(L.LightningModule):
         schedule = getattr(self, "effective_schedule", None)
         if schedule is not None:
             checkpoint[EFFECTIVE_SCHEDULE] = dict(schedule)
+        checkpoint[GRAD_MONITOR] = self._grad_monitor.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if GRAD_MONITOR in checkpoint:
+            self._grad_monitor.load_state_dict(checkpoint[GRAD_MONITOR])
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, **kwargs) -> "LitCausalLM":
@@ -141,12 +154,22 @@ class LitCausalLM(L.LightningModule):
         self.log("train/tokens_seen", float(tokens * (self.global_step)), on_step=True, on_epoch=False)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """``train/grad_norm``: the total gradient norm before clipping. A memory whose inner loop diverges shows
-        here first: at gradient_clip_val 1.0 a norm of 1e5 means the step is 1e-5 of what the optimizer asked
-        for (scripts/memory_grad_norm.py measures it at initialisation and on checkpoints)."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
-            self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads), on_step=True, on_epoch=False)
+        """``train/grad_norm``: the total gradient norm before clipping, and ``train/grad_norm/<group>`` by
+        parameter group (titans.models.param_groups: memory gates, memory projections, memory state, attention,
+        MLPs, embeddings, norms). A memory whose inner loop diverges shows here first: at gradient_clip_val 1.0 a
+        norm of 1e5 means the step is 1e-5 of what the optimizer asked for. ``train/grad_norm_max_ratio`` is the
+        largest norm / running-median ratio so far; above 100x one warning line names the group that grew."""
+        groups = group_grad_norms(self.net.named_parameters())
+        if not groups:
+            return
+        total = math.sqrt(sum(v * v for v in groups.values()))
+        self.log("train/grad_norm", total, on_step=True, on_epoch=False)
+        for name, value in groups.items():
+            self.log(f"train/grad_norm/{name}", value, on_step=True, on_epoch=False)
+        spike = self._grad_monitor.update(self.global_step, total, groups)
+        self.log("train/grad_norm_max_ratio", self._grad_monitor.max_ratio, on_step=True, on_epoch=False)
+        if spike is not None and self.trainer.is_global_zero:
+            _log.warning(spike.message())
 
     def on_fit_start(self) -> None:
         total = sum(p.numel() for p in self.net.parameters())

@@ -1,0 +1,121 @@
+"""The memory stays well-conditioned at every length (docs/design.md, "Conditioning of the memory").
+
+Every variant and memory preset the configs offer, tiny size, at initialisation, on the bundled validation text:
+- the outer (training) gradient norm at 4K tokens is <= 10 and <= 3x its value at 256 tokens;
+- streamed over 16K tokens, each memory layer's weight norm stays >= 0.5x that of M_0 and the memory
+  LayerNorm's 1 / std stays <= 5;
+- the memory layer's output under bfloat16 autocast is within 5% (relative L2) of float32 over 16K tokens.
+With eq. 13 as printed (``decay_target=zero``) the same checks fail (the last test shows it), which is why the
+default forgets toward M_0.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+import torch
+
+from titans.memory.conditioning import memory_trajectory
+from titans.models.conditioning import memory_inputs, outer_grad_norm
+from train_helpers import ROOT, compose_train_config
+
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))  # the configs' paths
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+# every variant and preset: the model configs, the deep memories, Table 5's ablations (recipe/table5/*.yaml applied
+# to the tiny LMM) and the linear-memory baselines
+CASES = {
+    "lmm": ["model=lmm"],
+    "mac": ["model=mac"],
+    "mag": ["model=mag"],
+    "mal": ["model=mal"],
+    "lmm_depth1": ["model=lmm", "model.net.memory.depth=1"],
+    "lmm_depth3": ["model=lmm", "model.net.memory.depth=3", "+model.net.match_params=false"],
+    "lmm_depth4": ["model=lmm", "model.net.memory.depth=4", "+model.net.match_params=false"],
+    "mac_depth1": ["model=mac", "model.net.memory.depth=1"],
+    "ablation_linear_memory": ["model=lmm", "+recipe/table5=linear_memory"],
+    "ablation_no_conv": ["model=lmm", "+recipe/table5=no_conv"],
+    "ablation_no_momentum": ["model=lmm", "+recipe/table5=no_momentum"],
+    "ablation_no_weight_decay": ["model=lmm", "+recipe/table5=no_weight_decay"],
+    "ablation_no_persistent": ["model=lmm", "+recipe/table5=no_persistent"],
+    "deltanet": ["model=deltanet"],
+    "gated_deltanet": ["model=gated_deltanet"],
+    "ttt": ["model=ttt"],
+}
+SHORT, LONG, STREAM = 256, 4096, 16384
+
+
+@functools.lru_cache(maxsize=1)
+def validation_tokens(tmp_root: str) -> torch.Tensor:
+    """The bundled validation split as one token stream (the default BPE tokenizer)."""
+    import hydra
+    from pathlib import Path
+
+    cfg = compose_train_config(Path(tmp_root), ["size=tiny"])
+    data = hydra.utils.instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("fit")
+    ids = torch.as_tensor(data.token_ids("validation").astype("int64"))
+    assert ids.numel() >= STREAM, ids.numel()
+    return ids, data.vocab_size
+
+
+def build(name: str, tmp_path, overrides=()) -> tuple[torch.nn.Module, torch.Tensor]:
+    import hydra
+
+    ids, vocab = validation_tokens(str(tmp_path.parent))
+    cfg = compose_train_config(tmp_path, ["size=tiny", *CASES[name], *overrides])
+    torch.manual_seed(0)
+    return hydra.utils.instantiate(cfg.model.net, vocab_size=vocab), ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_outer_gradient_does_not_grow_with_length(name, tmp_path):
+    model, ids = build(name, tmp_path)
+    _, short, _ = outer_grad_norm(model, ids[None, :SHORT])
+    _, long, groups = outer_grad_norm(model, ids[None, :LONG])
+    assert long <= 10, f"{name}: gradient norm {long:.3g} at {LONG} tokens (by group: {groups})"
+    assert long <= 3 * short, f"{name}: {short:.3g} at {SHORT} tokens, {long:.3g} at {LONG}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_memory_weights_keep_their_scale_over_16k_tokens(name, tmp_path):
+    model, ids = build(name, tmp_path)
+    streams = memory_inputs(model, ids[None, :STREAM])
+    assert streams, "no memory layer"
+    for i, (memory, x) in enumerate(streams):
+        traj = memory_trajectory(memory, x, piece=1024)
+        if memory.depth == 1 and not memory.init_weights[0].abs().max() > 0:
+            continue  # M_0 = 0 (DeltaNet's convention): no scale to keep; the other checks still hold
+        assert traj.min_weight_ratio() >= 0.5, f"{name} layer {i}: weights shrink to {traj.min_weight_ratio():.3g}"
+        assert traj.max_ln_rstd() <= 5, f"{name} layer {i}: LayerNorm 1/std reaches {traj.max_ln_rstd():.3g}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lmm", "mac", "mag", "mal", "lmm_depth4", "gated_deltanet"])
+def test_bfloat16_agrees_with_float32_over_16k_tokens(name, tmp_path):
+    model, ids = build(name, tmp_path)
+    for i, (memory, x) in enumerate(memory_inputs(model, ids[None, :STREAM])):
+        with torch.no_grad():
+            y32, _ = memory(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y16, _ = memory(x)
+        rel = float((y16.float() - y32).norm() / y32.norm())
+        assert rel <= 0.05, f"{name} layer {i}: bfloat16 output {rel:.1%} away from float32"
+
+
+@pytest.mark.slow
+def test_eq13_as_printed_is_what_breaks(tmp_path):
+    """The same probes on MAC with ``decay_target=zero`` fail (so the checks above can fail): the weights shrink,
+    the LayerNorm's 1 / std grows and the gradient at 4K tokens explodes."""
+    model, ids = build("mac", tmp_path, ["model.net.memory.decay_target=zero"])
+    _, long, _ = outer_grad_norm(model, ids[None, :LONG])
+    memory, x = memory_inputs(model, ids[None, :LONG])[0]
+    traj = memory_trajectory(memory, x, piece=1024)
+    assert long > 100
+    assert traj.min_weight_ratio() < 0.5 and traj.max_ln_rstd() > 5
