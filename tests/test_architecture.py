@@ -13,7 +13,7 @@ PACKAGE = ROOT / "titans"
 # docs/architecture.md: each module of titans/ in its layer, lowest first; a module may import its own layer and
 # the layers below it. Within the bottom, titans.memory may use titans.layers (never the reverse); beside each
 # other, titans.eval may use titans.data (the tokenizer of a checkpoint), never the reverse. titans.eval.lm_eval_cli
-# is an entry point (layer 9) kept in titans.eval so that `python -m titans.eval.lm_eval_cli` stays stable.
+# is an entry point above titans.cli (layer 10) kept in titans.eval so that `python -m titans.eval.lm_eval_cli` stays stable.
 LAYERS = {
     "titans": 0, "titans.errors": 0, "titans.cpu_threads": 0, "titans.progress": 0,
     "titans.hub": 1,
@@ -25,7 +25,7 @@ LAYERS = {
     "titans.eval": 7,
     "titans.training": 8,
     "titans.cli": 9,
-    "titans.eval.lm_eval_cli": 9,  # an entry point (lm-eval's command line) that lives beside the adapter it registers
+    "titans.eval.lm_eval_cli": 10,  # an entry point (lm-eval's command line, over titans.cli) kept beside its adapter
 }
 
 

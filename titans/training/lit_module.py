@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torchmetrics import MeanMetric, SumMetric
 
 from titans.models import TitansConfig, TitansForCausalLM
@@ -168,7 +168,7 @@ class LitCausalLM(L.LightningModule):
             self.log(f"train/grad_norm/{name}", value, on_step=True, on_epoch=False)
         spike = self._grad_monitor.update(self.global_step, total, groups)
         self.log("train/grad_norm_max_ratio", self._grad_monitor.max_ratio, on_step=True, on_epoch=False)
-        if spike is not None and self.trainer.is_global_zero:
+        if spike is not None and rank_zero_only.rank == 0:
             _log.warning(spike.message())
 
     def on_fit_start(self) -> None:
