@@ -8,6 +8,8 @@ gradients: GATE_GRADIENT_FACTOR) times the float32 torch scan's own distance to 
 size); bf16 inputs (float32 state) likewise against
 the torch scan on the same rounded values, and against the float32 inputs before rounding. Hidden/column tiles of
 16 so that every pass loops over several tiles.
+Both forgetting rules: toward zero (no ``decay_target``, eq. 13 as printed) and toward a target T (the layer's
+decay_target="init", T = M_0; here an independent random T, so that its gradient is checked on its own).
 The ``gpu`` tests run the compiled kernels on CUDA (skipped without one): scripts/gpu_check.sh runs them.
 """
 
@@ -45,8 +47,9 @@ def interp(monkeypatch, single_thread):
     monkeypatch.setattr(op, "DEFAULT_TILE", 16)
 
 
-def problem(N=2, T=40, d=16, depth=2, channelwise=False, dtype=torch.float64, seed=0, device="cpu"):
-    """Unit-norm q, k; gates per layer (theta, eta, alpha values); a random M_0, S_0 and LN affine."""
+def problem(N=2, T=40, d=16, depth=2, channelwise=False, dtype=torch.float64, seed=0, device="cpu", target=False):
+    """Unit-norm q, k; gates per layer (theta, eta, alpha values); a random M_0, S_0 and LN affine; with ``target``
+    a random decay target per layer (key "T"; drawn last, so the rest of the problem does not change)."""
     g = torch.Generator().manual_seed(seed)
 
     def r(*s):
@@ -62,6 +65,8 @@ def problem(N=2, T=40, d=16, depth=2, channelwise=False, dtype=torch.float64, se
                 W0=[r(N, di, do) / math.sqrt(di) * (1.5 if i == 0 and depth > 1 else 1.0)
                     for i, (di, do) in enumerate(shapes)],
                 S0=[0.1 * r(N, di, do) for di, do in shapes], ln_w=1 + 0.1 * r(N, 1, d), ln_b=0.1 * r(N, 1, d))
+    if target:
+        prob["T"] = [r(N, di, do) / math.sqrt(di) for di, do in shapes]
 
     def leaf(t):
         return t.to(device=device, dtype=dtype).requires_grad_()
@@ -86,7 +91,7 @@ def run(prob, backend, chunk=16, momentum=True, decay=True, act="gelu", commit=F
                        [torch.log1p(-a) for a in p["alpha"]] if decay else None, p["W0"],
                        p["S0"] if momentum else None, chunk_size=chunk, activation=act,
                        ln_weight=p["ln_w"] if deep else None, ln_bias=p["ln_b"] if deep else None,
-                       commit_partial=commit, checkpoint_group=group, backend=backend)
+                       commit_partial=commit, checkpoint_group=group, decay_target=p.get("T"), backend=backend)
 
 
 def values_and_grads(prob, backend, **kw):
@@ -103,10 +108,13 @@ def rel_err(a, b):
 
 
 def assert_match(prob, tol, **kw):
-    """The triton backend on a float64 ``prob`` against the torch backend: equal to ``tol`` (rel_err)."""
+    """The triton backend on a float64 ``prob`` against the torch backend: equal to ``tol`` (rel_err). The kernels
+    must run (no fallback warning)."""
     assert prob["q"].dtype == torch.float64
     outs_ref, g_ref = values_and_grads(prob, "torch", **kw)
-    outs, g = values_and_grads(prob, "triton", **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs, g = values_and_grads(prob, "triton", **kw)
     assert len(outs) == len(outs_ref)
     for a, b in zip(outs, outs_ref):
         assert a.shape == b.shape and a.dtype == torch.float64
@@ -114,6 +122,8 @@ def assert_match(prob, tol, **kw):
     assert len(_used_pairs(g, g_ref, torch.float64)) >= 5  # q, k, v, theta and the state at least
     for a, b in _used_pairs(g, g_ref, torch.float64):
         assert rel_err(a, b) <= tol, "gradients differ"
+    if "T" in prob and kw.get("decay", True):
+        assert g[-1] is not None and g[-1].abs().max() > 0  # the last target's gradient (the leaves end with T)
 
 
 def _used_pairs(g, g_ref, dtype):
@@ -204,17 +214,72 @@ def test_wider_heads(interp, monkeypatch, depth, d):
     assert_match(problem(N=1, T=24, d=d, depth=depth, seed=7), 1e-10)
 
 
+@pytest.mark.parametrize("depth,target", [(1, False), (2, False), (1, True), (2, True)])
+def test_head_dim_not_a_power_of_two(interp, depth, target):
+    """head_dim 24 (hidden 96) runs zero-padded to 32 (128), the LayerNorm over the true 24 channels: exact
+    (the decay targets and r0 are padded with zeros too)."""
+    assert_match(problem(N=1, T=40, d=24, depth=depth, seed=10, target=target), 1e-10)
+
+
+# ----------------------------------------------------------------------------------------------- decay target
+# M_t - T = (1 - alpha_t)(M_{t-1} - T) + S_t: r0 = (1 - A_0)(Q T_0) enters layer 0's read, (1 - A_1)(x_1 T_1)
+# layer 1's, (1 - Ae) T every update. 40 tokens = 2.5 chunks: the last chunk is partial (not committed).
+@pytest.mark.parametrize("momentum,channelwise", [(True, False), (False, False), (True, True), (False, True)])
+def test_linear_memory_decay_target(interp, momentum, channelwise):
+    """head_dim 32: two column tiles."""
+    prob = problem(N=2, d=32, depth=1, channelwise=channelwise, seed=11, target=True)
+    assert_match(prob, 1e-10, momentum=momentum)
+
+
+def test_linear_memory_decay_target_groups_commit(interp):
+    assert_match(problem(N=1, T=72, d=32, depth=1, seed=12, target=True), 1e-10, group=2, commit=True)
+
+
+@pytest.mark.parametrize("momentum,channelwise,act", [(True, False, "gelu"), (False, False, "silu"),
+                                                      (True, True, "gelu"), (False, True, "gelu")])
+def test_deep_memory_decay_target(interp, momentum, channelwise, act):
+    prob = problem(N=1, depth=2, channelwise=channelwise, seed=13, target=True)
+    assert_match(prob, 1e-10, momentum=momentum, act=act)
+
+
+def test_deep_memory_decay_target_groups_commit(interp):
+    assert_match(problem(N=1, T=72, depth=2, seed=14, target=True), 1e-10, group=2, commit=True)
+
+
 @pytest.mark.parametrize("depth", [1, 2])
-def test_head_dim_not_a_power_of_two(interp, depth):
-    """head_dim 24 (hidden 96) runs zero-padded to 32 (128), the LayerNorm over the true 24 channels: exact."""
-    assert_match(problem(N=1, T=40, d=24, depth=depth, seed=10), 1e-10)
+def test_decay_target_without_decay_is_ignored(interp, depth):
+    """memory_scan drops the target when the decay gate is off: the kernels run the old rule."""
+    assert_match(problem(N=1, T=24, depth=depth, seed=15, target=True), 1e-10, decay=False)
+
+
+@pytest.mark.parametrize("depth,channelwise", [(1, False), (2, False), (2, True)])
+def test_decay_target_operator_gradients(interp, monkeypatch, depth, channelwise):
+    """At the operator: every input's gradient, the targets' and r0's included, against MemoryScan's; head_dim 24
+    (hidden 96), so the targets and r0 are zero-padded to 32 (128) and their gradients cut back."""
+    meta, flat = _capture(monkeypatch, problem(N=2, T=40, d=24, depth=depth, channelwise=channelwise, seed=16,
+                                               target=True))
+    targets, r0 = flat[-1 - depth:-1], flat[-1]
+    assert all(t is not None for t in targets) and r0 is not None and r0.shape[-1] == (24 if depth == 1 else 96)
+    assert op.unsupported_reason(meta, flat) is None and op._padded(meta, flat) is not None
+    o_k, g_k, x_k = _op_grads(lambda *xs: op.triton_memory_scan(meta, list(xs)), (), flat)
+    o_r, g_r, _ = _op_grads(MemoryScan.apply, (meta,), flat)
+    for a, b in zip(o_k, o_r):
+        assert rel_err(a, b) <= 1e-10
+    for a, b, x in zip(g_k, g_r, x_k):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.shape == x.shape and rel_err(a, b) <= 1e-10
+    present = [t for t in flat if t is not None]
+    for x in (*targets, r0):  # the targets' and r0's gradients are among those compared, and not zero
+        i = next(i for i, y in enumerate(present) if y is x)
+        assert g_k[i] is not None and g_k[i].abs().max() > 0
 
 
 # ----------------------------------------------------------------------------------------------- float32 / bf16
-@pytest.mark.parametrize("depth", [1, 2])
-def test_float32(interp, depth, tol_seed):
-    """Within KERNEL_FACTOR of the float32 torch scan's own error against the float64 answer."""
-    assert_float32_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8 + tol_seed))
+@pytest.mark.parametrize("depth,target", [(1, False), (2, False), (1, True), (2, True)])
+def test_float32(interp, depth, target, tol_seed):
+    """Within KERNEL_FACTOR of the float32 torch scan's own error against the float64 answer, both rules."""
+    assert_float32_match(problem(N=2, T=40, depth=depth, dtype=torch.float32, seed=8 + tol_seed, target=target))
 
 
 def _capture(monkeypatch, prob, **kw):
@@ -275,10 +340,12 @@ def test_bf16_inputs_float32_state(interp, monkeypatch, depth, tol_seed):
 # ----------------------------------------------------------------------------------------------- the layer
 @pytest.mark.usefixtures("float64_default")
 @pytest.mark.parametrize("kw", [{}, dict(depth=1, momentum=False), dict(channelwise_alpha=True),
-                                dict(activation="silu", per_layer_gates=False)])
+                                dict(activation="silu", per_layer_gates=False), dict(decay_target="zero"),
+                                dict(depth=1, decay_target="zero")])
 def test_layer_triton_equals_scan(interp, kw):
     """NeuralMemory with impl='triton' and impl='scan': same outputs and parameter gradients (head_dim 16, a
-    partial last chunk)."""
+    partial last chunk). The default decay_target="init" runs the kernels too (no fallback warning)."""
+    assert MemoryConfig(**kw).decay_target == kw.get("decay_target", "init")
     x = torch.randn(1, 21, 32)
     results = []
     for impl in ("scan", "triton"):
@@ -286,9 +353,11 @@ def test_layer_triton_equals_scan(interp, kw):
         mem = NeuralMemory(32, MemoryConfig(num_heads=2, chunk_size=16, impl=impl, **kw))
         with torch.no_grad():
             mem.gates.proj.weight.normal_(std=0.3)
-        y, state = mem(x)
-        y2, state = mem(x[:, :13], state)  # continue from a buffered partial chunk
-        (y.pow(2).sum() + y2.pow(2).sum() + state.weights[-1].sum()).backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y, state = mem(x)
+            y2, state = mem(x[:, :13], state)  # continue from a buffered partial chunk
+            (y.pow(2).sum() + y2.pow(2).sum() + state.weights[-1].sum()).backward()
         results.append((torch.cat([y, y2], 1).detach(), {n: p.grad.clone() for n, p in mem.named_parameters()}))
     (y0, g0), (y1, g1) = results
     assert torch.allclose(y0, y1, atol=1e-11)
@@ -368,14 +437,18 @@ def test_compiled_kernel_module_loads_without_a_gpu(monkeypatch):
 # ----------------------------------------------------------------------------------------------- on a GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
-@pytest.mark.parametrize("depth,kw", [(1, {}), (2, {}), (2, dict(channelwise=True, act="silu"))])
+@pytest.mark.parametrize("depth,kw", [(1, {}), (2, {}), (2, dict(channelwise=True, act="silu")),
+                                     (1, dict(target=True)), (2, dict(target=True))])
 def test_gpu_compiled_kernels_equal_the_torch_scan(monkeypatch, depth, kw):
     """Compiled kernels on CUDA, head_dim 64, 17 chunks (the last partial), float32: within KERNEL_FACTOR of the
-    float32 torch scan's own error against the float64 scan (all on the GPU; TF32 off for the torch side)."""
+    float32 torch scan's own error against the float64 scan (all on the GPU; TF32 off for the torch side); with
+    and without a decay target."""
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    channelwise = kw.pop("channelwise", False)
-    prob = problem(N=4, T=264, d=64, depth=depth, channelwise=channelwise, dtype=torch.float32, device="cuda")
+    kw = dict(kw)
+    channelwise, target = kw.pop("channelwise", False), kw.pop("target", False)
+    prob = problem(N=4, T=264, d=64, depth=depth, channelwise=channelwise, dtype=torch.float32, device="cuda",
+                   target=target)
     assert_float32_match(prob, group=3, **kw)
 
 

@@ -21,6 +21,9 @@ Per chunk (b tokens, gradients at the chunk-start state, eq. 16-17; A, B, D, C1,
                      delta_1 = LN'(z_1)^T (2 gamma (gamma LN(z_1) + K + beta - V)),  delta_0 = sigma'(z_0) delta_1 W_1^T
     read (eq. 15)    a_l = A (x_l W_l) + B (x_l S_l) - (D * x_l h_l^T) delta_l   (write-then-read, dual form)
     update (13-14)   W_l' = Ae W_l + Be S_l - h_l^T (de delta_l),   S_l' = Ee S_l - h_l^T (me delta_l)
+    decay target T   (MemoryConfig.decay_target="init", M_t - T = (1 - alpha_t)(M_{t-1} - T) + S_t): W_l' gains
+                     (1 - Ae) T_l, a_1 gains (1 - A_1) (x_1 T_1), and a_0 the state-independent
+                     r0 = (1 - A_0) (Q T_0) that scan.memory_scan computes for all chunks beforehand
 Where the state lives:
     depth 1  a matrix memory's columns are independent, so each program holds its [d, BC] tiles of W and S in
              registers for the whole chunk loop; column reductions are summed over the tiles by the caller.
@@ -28,8 +31,9 @@ Where the state lives:
              on chip: it lives in a per-program workspace in global memory (L2-resident on a GPU) and each chunk
              streams it in hidden tiles of BH units (2 passes forward, 4 backward), with barriers between passes.
 Coverage: depth 1 and 2; gelu, silu, relu, tanh; momentum on/off; decay on/off; scalar or channel-wise decay;
-per-token gates (shared or per layer); chunk_size a power of two >= 16; head_dim and hidden width powers of two
-(head_dim 16-128); state float32 (float64 for tests) with float32/float64/bf16/fp16 inputs (upcast on load).
+decay toward zero or toward M_0 (decay_target); per-token gates (shared or per layer); chunk_size a power of two
+>= 16; head_dim and hidden width powers of two (head_dim 16-128); state float32 (float64 for tests) with
+float32/float64/bf16/fp16 inputs (upcast on load).
 Everything else (depth 3-4, chunk 1-15, odd widths) runs through "torch". All matmuls use IEEE float32 (no TF32).
 Tested in the interpreter against the torch scan (tests/test_memory_triton.py); on a GPU only by the
 gpu-marked tests that scripts/gpu_check.sh runs.

@@ -6,6 +6,9 @@ Layouts (all contiguous, ``n`` = batch x head, ``c`` = chunk, b = chunk size, d 
         A, B, de [nc, N, b, CA],  D [nc, N, b, b] or [nc, N, b, b, D_l],  me [nc, N, b, 1],
         C1 [nc, N, 1, 2 D_l] with momentum (else [nc, N, 1, D_l]),  Be [nc, N, 1, D_l]
     state per layer [N, d_in, 2 D_l] = [W | S] (momentum) or [N, d_in, D_l] = W.
+    decay toward a target (TGT, constexpr; off: the pointers are dummies and none of this is compiled):
+        target per layer T_l [N, d_in, D_l] (like W),  r0 = (1 - A_0) (Q T_0) [nc, N, b, D_0] (like layer 0's read);
+        their gradients: gT_l summed over the chunks, gr0 per chunk (= the gradient of layer 0's read a_0).
 Every kernel computes in the state's dtype (float32 or float64); inputs of another dtype (bf16) are upcast on load.
 The equations are those of ``titans.memory.step`` (one chunk, paper eqs. 13-18 with the chunk-start rule).
 """
@@ -152,10 +155,13 @@ def _dread_t(Dm, g, CA: tl.constexpr, DT: tl.constexpr):
 # the whole chunk loop. Column reductions (gradients of K, Q, D and of scalar coefficients) are written per
 # column tile and summed by the caller.
 @triton.jit
-def linear_fwd_kernel(ws0, kq, v, A, B, Dc, C1, Be, de, me, y, ws_out, saved,
+def linear_fwd_kernel(ws0, kq, v, A, B, Dc, C1, Be, de, me, tg, r0, y, ws_out, saved,
                       nc, nc_upd, N, group,
                       D: tl.constexpr, BC: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
-                      DECAY: tl.constexpr, CA: tl.constexpr, SAVE: tl.constexpr, DT: tl.constexpr):
+                      DECAY: tl.constexpr, CA: tl.constexpr, SAVE: tl.constexpr, DT: tl.constexpr,
+                      TGT: tl.constexpr):
+    """TGT: decay toward the target tg [N, d, d] (W' += (1 - Ae) T); r0 [nc, N, b, d] = (1 - A) (Q T), added to
+    the read."""
     n = tl.program_id(0).to(tl.int64)
     jc = tl.program_id(1)
     WSW: tl.constexpr = 2 * D if MOM else D
@@ -168,6 +174,9 @@ def linear_fwd_kernel(ws0, kq, v, A, B, Dc, C1, Be, de, me, y, ws_out, saved,
     S = W
     if MOM:
         S = _ld(ws0, st + D, DT)
+    Tg = W
+    if TGT:
+        Tg = _ld(tg, n * D * D + rd[:, None] * D + cols[None, :], DT)
     for c in range(nc):
         cn = c * N + n
         if SAVE:
@@ -186,11 +195,15 @@ def linear_fwd_kernel(ws0, kq, v, A, B, Dc, C1, Be, de, me, y, ws_out, saved,
         if MOM:
             a += _coef(B, cn * BT * CA, rt, cols, CA, DT) * _dot(Q, S, DT)
         a -= _dread(_dmat(Dc, cn * BT * BT * CA, rt, cols, BT, CA, DT), delta, CA, DT)
+        if TGT:
+            a += _ld(r0, bd, DT)
         tl.store(y + bd, a)
         if c < nc_upd:
             dl = _coef(de, cn * BT * CA, rt, cols, CA, DT) * delta
             c1w = _ld(C1, cn * C1W + cols, DT)
             Wn = c1w[None, :] * W - _dot(tl.trans(K), dl, DT)
+            if TGT:
+                Wn += (1.0 - c1w)[None, :] * Tg
             if MOM:
                 Wn += _ld(Be, cn * D + cols, DT)[None, :] * S
                 ml = _ld(me, cn * BT + rt, DT)[:, None] * delta
@@ -202,14 +215,15 @@ def linear_fwd_kernel(ws0, kq, v, A, B, Dc, C1, Be, de, me, y, ws_out, saved,
 
 
 @triton.jit
-def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
-                      gkq_p, gv, gA, gB, gD, gC1, gBe, gde, gme,
+def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, tg, gy, saved, scratch, gws,
+                      gkq_p, gv, gA, gB, gD, gC1, gBe, gde, gme, gtg, gr0,
                       nc, nc_upd, N, group, n_saved,
                       D: tl.constexpr, BC: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
-                      DECAY: tl.constexpr, CA: tl.constexpr, DT: tl.constexpr):
+                      DECAY: tl.constexpr, CA: tl.constexpr, DT: tl.constexpr, TGT: tl.constexpr):
     """gws holds the gradient of the final state on entry and that of the initial state on exit.
     Per column tile jc: gkq_p [ncol, nc, N, 2b, d]; gA, gB, gde, gD are per-tile partial sums when CA = 1
-    ([ncol, ...]) and full tensors when CA > 1; gme [ncol, nc, N, b, 1]."""
+    ([ncol, ...]) and full tensors when CA > 1; gme [ncol, nc, N, b, 1]. TGT: gtg [N, d, d] (summed over the
+    chunks, each tile its columns) and gr0 [nc, N, b, d] (= the gradient of the read, a)."""
     n = tl.program_id(0).to(tl.int64)
     jc = tl.program_id(1)
     WSW: tl.constexpr = 2 * D if MOM else D
@@ -222,6 +236,11 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
     GS = GW
     if MOM:
         GS = _ld(gws, st + D, DT)
+    Tg = GW
+    gT = GW
+    if TGT:
+        Tg = _ld(tg, n * D * D + rd[:, None] * D + cols[None, :], DT)
+        gT = _zeros((D, BC), DT)
     part = jc * nc * N  # leading index of the per-tile partial outputs
     for gi in range(n_saved):
         g = n_saved - 1 - gi
@@ -245,6 +264,8 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
                 delta = 2.0 * (_dot(K, W, DT) - _ld(v, bd, DT))
                 dl = _coef(de, cn * BT * CA, rt, cols, CA, DT) * delta
                 Wn = _ld(C1, cn * C1W + cols, DT)[None, :] * W - _dot(tl.trans(K), dl, DT)
+                if TGT:
+                    Wn += (1.0 - _ld(C1, cn * C1W + cols, DT))[None, :] * Tg
                 if MOM:
                     Wn += _ld(Be, cn * D + cols, DT)[None, :] * S
                     ml = _ld(me, cn * BT + rt, DT)[:, None] * delta
@@ -270,7 +291,11 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
             nGS = GS
             if c < nc_upd:
                 c1w = _ld(C1, cn * C1W + cols, DT)
-                tl.store(gC1 + cn * C1W + cols, _sum(W * GW, axis=0))
+                if TGT:  # + (1 - Ae) T
+                    tl.store(gC1 + cn * C1W + cols, _sum((W - Tg) * GW, axis=0))
+                    gT += (1.0 - c1w)[None, :] * GW
+                else:
+                    tl.store(gC1 + cn * C1W + cols, _sum(W * GW, axis=0))
                 nGW = c1w[None, :] * GW
                 hP = _dot(K, GW, DT)
                 gdelta = -(deT * hP)
@@ -290,8 +315,10 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
                     tl.store(gde + cn * BT * CA + rt[:, None] * CA + cols[None, :], gdeT)
                 else:
                     tl.store(gde + (part + cn) * BT + rt, _sum(gdeT, axis=1))
-            # ---- the read a = A (Q W) + B (Q S) - D delta
+            # ---- the read a = A (Q W) + B (Q S) - D delta (+ r0)
             ga = _ld(gy, bd, DT)
+            if TGT:
+                tl.store(gr0 + bd, ga)
             gc = ga
             cW = _dot(Q, W, DT)
             if DECAY:
@@ -333,6 +360,8 @@ def linear_bwd_kernel(kq, v, A, B, Dc, C1, Be, de, me, gy, saved, scratch, gws,
     tl.store(gws + st, GW)
     if MOM:
         tl.store(gws + st + D, GS)
+    if TGT:
+        tl.store(gtg + n * D * D + rd[:, None] * D + cols[None, :], gT)
 
 
 # ----------------------------------------------------------------------------------------------- depth 2
@@ -365,12 +394,14 @@ def _copy_state(src0, src1, dst0, dst1, D: tl.constexpr, HID: tl.constexpr, BH: 
 
 @triton.jit
 def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1, C1b, Be1, de1, me1,
-               y, cn, upd, eps,
+               t0, t1, r0, y, cn, upd, eps,
                D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr, READ: tl.constexpr,
-               DT: tl.constexpr, DTRUE: tl.constexpr):
+               DT: tl.constexpr, DTRUE: tl.constexpr, TGT: tl.constexpr):
     """One chunk forward from the state at (s0, s1): y (when READ) and, when ``upd``, the chunk-end state written
-    to (d0, d1) (which may alias the source: each tile is read before it is written)."""
+    to (d0, d1) (which may alias the source: each tile is read before it is written). TGT: decay toward the
+    targets (t0 [d, h], t1 [h, d] of this program): W_l' += (1 - Ae_l) T_l, a_1 += (1 - A_1) (x_1 T_1), and
+    a_0 += r0 (r0 [nc, N, b, h] = (1 - A_0) (Q T_0), precomputed by the caller)."""
     W0S: tl.constexpr = 2 * HID if MOM else HID
     W1S: tl.constexpr = 2 * D if MOM else D
     C1AW: tl.constexpr = 2 * HID if MOM else HID
@@ -395,6 +426,7 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
     # pass 2: delta_0, the read of layer 0 and the update, tile by tile
     c1 = _zeros((BT, D), DT)
     e1 = _zeros((BT, D), DT)
+    xt1 = _zeros((BT, D), DT)
     s1m = _zeros((BT, BT), DT)
     for j in range(HID // BH):
         hc = j * BH + tl.arange(0, BH)
@@ -406,6 +438,9 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
         if MOM:
             S0j = _ld(s0, o0 + HID, DT)
             S1j = _ld(s1, o1 + D, DT)
+        T1j = W1j
+        if TGT:
+            T1j = _ld(t1, hc[:, None] * D + rd[None, :], DT)
         z0 = _dot(K, W0j, DT)
         h1 = _act(z0, ACT)
         delta0 = _act_d1(z0, ACT) * _dot(delta1, tl.trans(W1j), DT)
@@ -415,16 +450,23 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
                 a0 = a0 * _coef(A0, cn * BT * CA0, rt, hc, CA0, DT)
             if MOM:
                 a0 += _coef(B0, cn * BT * CA0, rt, hc, CA0, DT) * _dot(Q, S0j, DT)
+            if TGT:
+                a0 += _ld(r0, cn * BT * HID + rt[:, None] * HID + hc[None, :], DT)
             a0 -= _dread(_dmat(D0, cn * BT * BT * CA0, rt, hc, BT, CA0, DT), delta0, CA0, DT)
             x1 = _act(a0, ACT)
             c1 += _dot(x1, W1j, DT)
             if MOM:
                 e1 += _dot(x1, S1j, DT)
+            if TGT:
+                xt1 += _dot(x1, T1j, DT)
             s1m += _dot(x1, tl.trans(h1), DT)
         if upd:
             dl0 = _coef(de0, cn * BT * CA0, rt, hc, CA0, DT) * delta0
             W0n = _ld(C1a, cn * C1AW + hc, DT)[None, :] * W0j - _dot(tl.trans(K), dl0, DT)
             W1n = _ld(C1b, cn * C1BW + rd, DT)[None, :] * W1j - _dot(tl.trans(h1), de1t * delta1, DT)
+            if TGT:  # + (1 - Ae) T
+                W0n += (1.0 - _ld(C1a, cn * C1AW + hc, DT))[None, :] * _ld(t0, rd[:, None] * HID + hc[None, :], DT)
+                W1n += (1.0 - _ld(C1b, cn * C1BW + rd, DT))[None, :] * T1j
             S0n = S0j
             S1n = S1j
             if MOM:
@@ -444,6 +486,8 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
         a1 = c1
         if DECAY:
             a1 = a1 * _coef(A1, cn * BT * CA1, rt, rd, CA1, DT)
+            if TGT:  # (1 - A_1) (x_1 T_1)
+                a1 += xt1 - _coef(A1, cn * BT * CA1, rt, rd, CA1, DT) * xt1
         if MOM:
             a1 += _coef(B1, cn * BT * CA1, rt, rd, CA1, DT) * e1
         Dm1 = _dmat(D1, cn * BT * BT * CA1, rt, rd, BT, CA1, DT)
@@ -459,11 +503,12 @@ def _deep_step(s0, s1, d0, d1, kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0,
 
 @triton.jit
 def deep_fwd_kernel(kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1, C1b, Be1, de1, me1,
-                    y, ws0, ws1, saved0, saved1, nc, nc_upd, N, group, eps,
+                    tg0, tg1, r0, y, ws0, ws1, saved0, saved1, nc, nc_upd, N, group, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    SAVE: tl.constexpr, DT: tl.constexpr, DTRUE: tl.constexpr):
-    """ws0 / ws1 hold the initial state on entry and the final state on exit (updated in place)."""
+                    SAVE: tl.constexpr, DT: tl.constexpr, DTRUE: tl.constexpr, TGT: tl.constexpr):
+    """ws0 / ws1 hold the initial state on entry and the final state on exit (updated in place). TGT: the decay
+    targets tg0 [N, d, h], tg1 [N, h, d] and r0 [nc, N, b, h] (see ``_deep_step``)."""
     n = tl.program_id(0).to(tl.int64)
     W0S: tl.constexpr = 2 * HID if MOM else HID
     W1S: tl.constexpr = 2 * D if MOM else D
@@ -477,8 +522,8 @@ def deep_fwd_kernel(kq, qb, off, lnw, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1
                             D, HID, BH, MOM)
                 tl.debug_barrier()
         _deep_step(s0, s1, s0, s1, kq, qb, off, lnw + n * D, A0, B0, D0, C1a, Be0, de0, me0,
-                   A1, B1, D1, C1b, Be1, de1, me1, y, c * N + n, c < nc_upd, eps,
-                   D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, True, DT, DTRUE)
+                   A1, B1, D1, C1b, Be1, de1, me1, tg0 + n * D * HID, tg1 + n * HID * D, r0, y, c * N + n,
+                   c < nc_upd, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, True, DT, DTRUE, TGT)
 
 
 @triton.jit
@@ -489,15 +534,17 @@ def _store_coef_grad(ptr, base, rows, cols, val, CA: tl.constexpr):
 
 @triton.jit
 def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0,
-                    A1, B1, D1, C1b, Be1, de1, me1,
+                    A1, B1, D1, C1b, Be1, de1, me1, t0, t1, r0,
                     gkq, goff, gA0, gB0, gD0, gC1a, gBe0, gde0, gme0, gA1, gB1, gD1, gC1b, gBe1, gde1, gme1,
-                    cn, upd, eps,
+                    gt0, gt1, gr0, cn, upd, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    DT: tl.constexpr, DTRUE: tl.constexpr):
+                    DT: tl.constexpr, DTRUE: tl.constexpr, TGT: tl.constexpr):
     """VJP of one chunk (step.chunk_backward, depth 2) at the chunk-start state (s0, s1); (g0, g1) hold the
     gradient of the chunk-end state on entry and that of the chunk-start state on exit. Returns this chunk's
-    contribution to the gradient of the LayerNorm scale."""
+    contribution to the gradient of the LayerNorm scale. TGT: the targets (t0, t1 of this program) and r0 as in
+    ``_deep_step``; this chunk's share of their gradients is added to (gt0, gt1) and its gradient of r0 (= that of
+    a_0) stored to gr0."""
     W0S: tl.constexpr = 2 * HID if MOM else HID
     W1S: tl.constexpr = 2 * D if MOM else D
     C1AW: tl.constexpr = 2 * HID if MOM else HID
@@ -526,7 +573,10 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         if upd:
             G1W = _ld(g1, o1, DT)
             hP1 += _dot(h1, G1W, DT)
-            gC1bw += _sum(W1j * G1W, axis=0)
+            if TGT:  # W_1' += (1 - Ae) T_1
+                gC1bw += _sum((W1j - _ld(t1, hc[:, None] * D + rd[None, :], DT)) * G1W, axis=0)
+            else:
+                gC1bw += _sum(W1j * G1W, axis=0)
             if MOM:
                 G1S = _ld(g1, o1 + D, DT)
                 S1j = _ld(s1, o1 + D, DT)
@@ -555,9 +605,10 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
             tl.store(gme1 + cn * BT + rt, -_sum(delta1 * hR1, axis=1))
             tl.store(gC1b + cn * C1BW + D + rd, gC1bs)
             tl.store(gBe1 + cn * D + rd, gBe1v)
-    # ---- pass B: the read's reductions over the hidden width (c_1, e_1, s_1 = x_1 h_1^T)
+    # ---- pass B: the read's reductions over the hidden width (c_1, e_1, s_1 = x_1 h_1^T, x_1 T_1)
     c1 = _zeros((BT, D), DT)
     e1 = _zeros((BT, D), DT)
+    xt1 = _zeros((BT, D), DT)
     s1m = _zeros((BT, BT), DT)
     for j in range(NT):
         hc = j * BH + tl.arange(0, BH)
@@ -571,11 +622,15 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
             a0 = a0 * _coef(A0, cn * BT * CA0, rt, hc, CA0, DT)
         if MOM:
             a0 += _coef(B0, cn * BT * CA0, rt, hc, CA0, DT) * _dot(Q, _ld(s0, o0 + HID, DT), DT)
+        if TGT:
+            a0 += _ld(r0, cn * BT * HID + rt[:, None] * HID + hc[None, :], DT)
         a0 -= _dread(_dmat(D0, cn * BT * BT * CA0, rt, hc, BT, CA0, DT), delta0, CA0, DT)
         x1 = _act(a0, ACT)
         c1 += _dot(x1, W1j, DT)
         if MOM:
             e1 += _dot(x1, _ld(s1, o1 + D, DT), DT)
+        if TGT:
+            xt1 += _dot(x1, _ld(t1, hc[:, None] * D + rd[None, :], DT), DT)
         s1m += _dot(x1, tl.trans(_act(z0, ACT)), DT)
     # ---- the output y = qb + gamma LN(a_1) and layer 1's read a_1 = A c_1 + B e_1 - (D * s_1) delta_1
     Dm1 = _dmat(D1, cn * BT * BT * CA1, rt, rd, BT, CA1, DT)
@@ -584,9 +639,14 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     else:
         Ds1 = Dm1 * s1m
     a1 = c1
+    cx1 = c1  # what A_1 multiplies: c_1, or c_1 - x_1 T_1 with a decay target
     if DECAY:
         A1t = _coef(A1, cn * BT * CA1, rt, rd, CA1, DT)
-        a1 = a1 * A1t
+        if TGT:  # A_1 c_1 + (1 - A_1) (x_1 T_1)
+            cx1 = c1 - xt1
+            a1 = xt1 + A1t * cx1
+        else:
+            a1 = a1 * A1t
     if MOM:
         B1t = _coef(B1, cn * BT * CA1, rt, rd, CA1, DT)
         a1 += B1t * e1
@@ -596,12 +656,15 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
     glnw = _sum(gyt * na, axis=0)
     ga1 = _ln_bwd(gyt * lw, na, rstd2, D, DTRUE)
     gc1 = ga1
+    gat1 = ga1  # (1 - A_1) ga_1: the gradient of x_1 T_1
     if DECAY:
         if CA1 > 1:
-            _store_coef_grad(gA1, cn * BT * CA1, rt, rd, ga1 * c1, CA1)
+            _store_coef_grad(gA1, cn * BT * CA1, rt, rd, ga1 * cx1, CA1)
         else:
-            tl.store(gA1 + cn * BT + rt, _sum(ga1 * c1, axis=1))
+            tl.store(gA1 + cn * BT + rt, _sum(ga1 * cx1, axis=1))
         gc1 = A1t * ga1
+        if TGT:
+            gat1 = ga1 - gc1
     gBa1 = ga1
     if MOM:
         if CA1 > 1:
@@ -652,6 +715,8 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
             B0t = _coef(B0, cn * BT * CA0, rt, hc, CA0, DT)
             e0 = _dot(Q, S0j, DT)
             a0 += B0t * e0
+        if TGT:
+            a0 += _ld(r0, cn * BT * HID + rt[:, None] * HID + hc[None, :], DT)
         Dm0 = _dmat(D0, cn * BT * BT * CA0, rt, hc, BT, CA0, DT)
         a0 -= _dread(Dm0, delta0, CA0, DT)
         x1 = _act(a0, ACT)
@@ -666,6 +731,13 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         N1S = G1S
         if MOM:
             gx += _dot(gBa1, tl.trans(S1j), DT)
+        if TGT:  # a_1 += (1 - A_1) (x_1 T_1) and W_1' += (1 - Ae) T_1: T_1's gradient, rows hc
+            ot1 = hc[:, None] * D + rd[None, :]
+            gx += _dot(gat1, tl.trans(_ld(t1, ot1, DT)), DT)
+            gT1 = _dot(tl.trans(x1), gat1, DT)
+            if upd:
+                gT1 += (1.0 - _ld(C1b, cn * C1BW + rd, DT))[None, :] * G1W
+            tl.store(gt1 + ot1, _ld(gt1, ot1, DT) + gT1)
         if upd:
             gh1 -= _dot(rhs1W, tl.trans(G1W), DT)
             N1W = _ld(C1b, cn * C1BW + rd, DT)[None, :] * G1W
@@ -676,7 +748,9 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
         if MOM:
             N1S += _dot(tl.trans(x1), gBa1, DT)
         ga0 = _act_d1(a0, ACT) * gx
-        # layer 0's read a_0 = A c_0 + B e_0 - D delta_0 (D includes the scores Q K^T)
+        # layer 0's read a_0 = A c_0 + B e_0 - D delta_0 (D includes the scores Q K^T) (+ r0)
+        if TGT:
+            tl.store(gr0 + cn * BT * HID + rt[:, None] * HID + hc[None, :], ga0)
         gc0 = ga0
         if DECAY:
             if CA0 > 1:
@@ -712,7 +786,12 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
                 _store_coef_grad(gde0, cn * BT * CA0, rt, hc, -(delta0 * hP0), CA0)
             else:
                 gde0v -= _sum(delta0 * hP0, axis=1)
-            tl.store(gC1a + cn * C1AW + hc, _sum(W0j * G0W, axis=0))
+            if TGT:  # W_0' += (1 - Ae) T_0
+                ot0 = rd[:, None] * HID + hc[None, :]
+                tl.store(gC1a + cn * C1AW + hc, _sum((W0j - _ld(t0, ot0, DT)) * G0W, axis=0))
+                tl.store(gt0 + ot0, _ld(gt0, ot0, DT) + (1.0 - _ld(C1a, cn * C1AW + hc, DT))[None, :] * G0W)
+            else:
+                tl.store(gC1a + cn * C1AW + hc, _sum(W0j * G0W, axis=0))
             N0W = _ld(C1a, cn * C1AW + hc, DT)[None, :] * G0W
             gh0 -= _dot(de0t * delta0, tl.trans(G0W), DT)
             if MOM:
@@ -789,15 +868,16 @@ def _deep_chunk_bwd(s0, s1, g0, g1, scr, kq, off, lnw, gy, A0, B0, D0, C1a, Be0,
 
 @triton.jit
 def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1, C1b, Be1, de1, me1,
-                    saved0, saved1, scr0, scr1, scr_g, g0, g1,
+                    tg0, tg1, r0, saved0, saved1, scr0, scr1, scr_g, g0, g1,
                     gkq, goff, gA0, gB0, gD0, gC1a, gBe0, gde0, gme0, gA1, gB1, gD1, gC1b, gBe1, gde1, gme1, glnw,
-                    nc, nc_upd, N, group, n_saved, eps,
+                    gtg0, gtg1, gr0, nc, nc_upd, N, group, n_saved, eps,
                     D: tl.constexpr, HID: tl.constexpr, BH: tl.constexpr, BT: tl.constexpr, MOM: tl.constexpr,
                     DECAY: tl.constexpr, CA0: tl.constexpr, CA1: tl.constexpr, ACT: tl.constexpr,
-                    DT: tl.constexpr, DTRUE: tl.constexpr):
+                    DT: tl.constexpr, DTRUE: tl.constexpr, TGT: tl.constexpr):
     """Groups in reverse: the group's chunk-start states are recomputed from its saved state into the scratch
     slots (scr0/scr1 [N, group, ...]), then the chunks' VJPs run in reverse. g0 / g1: the final state's
-    gradient on entry, the initial state's on exit. glnw [N, d]: the LayerNorm scale's gradient."""
+    gradient on entry, the initial state's on exit. glnw [N, d]: the LayerNorm scale's gradient. TGT: gtg0 / gtg1
+    (zero on entry, like tg0 / tg1) accumulate the targets' gradients over the chunks; gr0 like r0."""
     n = tl.program_id(0).to(tl.int64)
     W0S: tl.constexpr = 2 * HID if MOM else HID
     W1S: tl.constexpr = 2 * D if MOM else D
@@ -807,6 +887,10 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
     gs1 = g1 + n * SZ1
     sg = scr_g + n * 3 * BT * HID
     ln_row = lnw + n * D
+    t0 = tg0 + n * D * HID
+    t1 = tg1 + n * HID * D
+    gt0 = gtg0 + n * D * HID
+    gt1 = gtg1 + n * HID * D
     glnw_acc = _zeros((D,), DT)
     for gi in range(n_saved):
         g = n_saved - 1 - gi
@@ -820,14 +904,16 @@ def deep_bwd_kernel(kq, qb, off, lnw, gy, A0, B0, D0, C1a, Be0, de0, me0, A1, B1
             _deep_step(scr0 + (n * group + k) * SZ0, scr1 + (n * group + k) * SZ1,
                        scr0 + (n * group + k + 1) * SZ0, scr1 + (n * group + k + 1) * SZ1,
                        kq, qb, off, ln_row, A0, B0, D0, C1a, Be0, de0, me0, A1, B1, D1, C1b, Be1, de1, me1,
-                       kq, c * N + n, True, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, False, DT, DTRUE)
+                       t0, t1, r0, kq, c * N + n, True, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, False, DT,
+                       DTRUE, TGT)
         for ci in range(c1 - c0):
             c = c1 - 1 - ci
             k = c - c0
             glnw_acc += _deep_chunk_bwd(scr0 + (n * group + k) * SZ0, scr1 + (n * group + k) * SZ1, gs0, gs1, sg,
                                         kq, off, ln_row, gy, A0, B0, D0, C1a, Be0, de0, me0,
-                                        A1, B1, D1, C1b, Be1, de1, me1,
+                                        A1, B1, D1, C1b, Be1, de1, me1, t0, t1, r0,
                                         gkq, goff, gA0, gB0, gD0, gC1a, gBe0, gde0, gme0,
-                                        gA1, gB1, gD1, gC1b, gBe1, gde1, gme1,
-                                        c * N + n, c < nc_upd, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, DT, DTRUE)
+                                        gA1, gB1, gD1, gC1b, gBe1, gde1, gme1, gt0, gt1, gr0,
+                                        c * N + n, c < nc_upd, eps, D, HID, BH, BT, MOM, DECAY, CA0, CA1, ACT, DT,
+                                        DTRUE, TGT)
     tl.store(glnw + n * D + tl.arange(0, D), glnw_acc)

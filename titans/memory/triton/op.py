@@ -75,8 +75,6 @@ def unsupported_reason(meta, flat) -> str | None:
     depth, momentum, act, eps, b, update_last, group, compile, douts = meta
     WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
     d = kq.shape[-1]
-    if targets is not None:
-        return "a decay target (memory.decay_target='init')"
     if depth not in (1, 2):
         return f"depth {depth} (the kernels cover depth 1 and 2)"
     if act not in ACT_CODES:
@@ -89,9 +87,11 @@ def unsupported_reason(meta, flat) -> str | None:
         return f"hidden width {douts[0]} (the kernels cover hidden widths <= {MAX_HIDDEN})"
     if WS[0].dtype not in STATE_DTYPES or any(w.dtype != WS[0].dtype for w in WS):
         return f"state dtype {WS[0].dtype} (float32 or float64)"
-    for t in (kq, qb, v, off):
+    for t in (kq, qb, v, off, r0):
         if t is not None and t.dtype not in INPUT_DTYPES:
             return f"input dtype {t.dtype}"
+    if targets is not None and (coefs[0][0] is None or r0 is None):
+        return "a decay target without decay (or without r0)"
     devices = {t.device for t in flat if isinstance(t, Tensor)}
     if len(devices) != 1:
         return f"inputs on several devices {sorted(map(str, devices))}"
@@ -188,6 +188,15 @@ class _Layer:
         return out
 
 
+def _targets(targets, r0, decay: bool, dt: torch.dtype, dummy: Tensor):
+    """(TGT, [T_l contiguous in the state's dtype, or the dummy], r0 contiguous or the dummy)."""
+    if targets is None:
+        return False, [dummy, dummy], dummy
+    if not decay or r0 is None:
+        raise ValueError("a decay target needs the decay gate and r0 (see scan.memory_scan)")
+    return True, [t.to(dt).contiguous() for t in targets] + [dummy] * (2 - len(targets)), r0.contiguous()
+
+
 def _dt_const(dt: torch.dtype):
     import triton.language as tl
 
@@ -214,6 +223,7 @@ class TritonMemoryScan(torch.autograd.Function):
         y = torch.empty(nc, N, b, d, dtype=dt, device=dev)
         decay = coefs[0][0] is not None
         DT = _dt_const(dt)
+        TGT, tg, r0k = _targets(targets, r0, decay, dt, dummy)
         if depth == 1:
             ws0 = WS[0].contiguous()
             out = torch.empty_like(ws0)
@@ -221,8 +231,8 @@ class TritonMemoryScan(torch.autograd.Function):
             bc = _tiles(d, tile, COLUMN_TILE)
             L = layers[0]
             K_.linear_fwd_kernel[(N, d // bc)](
-                ws0, kq, v.contiguous(), *L.args(), y, out, saved[0], nc, nc_upd, N, group,
-                D=d, BC=bc, BT=b, MOM=momentum, DECAY=decay, CA=L.CA, SAVE=keep, DT=DT)
+                ws0, kq, v.contiguous(), *L.args(), tg[0], r0k, y, out, saved[0], nc, nc_upd, N, group,
+                D=d, BC=bc, BT=b, MOM=momentum, DECAY=decay, CA=L.CA, SAVE=keep, DT=DT, TGT=TGT)
             outs = [out]
         else:
             h = douts[0]
@@ -230,10 +240,10 @@ class TritonMemoryScan(torch.autograd.Function):
             saved = [torch.empty(max(n_saved, 1), *w.shape, dtype=dt, device=dev) for w in outs]
             bh = _tiles(h, tile, HIDDEN_TILE)
             K_.deep_fwd_kernel[(N,)](
-                kq, qb.contiguous(), off.contiguous(), lnw.contiguous(), *layers[0].args(), *layers[1].args(), y,
-                outs[0], outs[1], saved[0], saved[1], nc, nc_upd, N, group, eps,
+                kq, qb.contiguous(), off.contiguous(), lnw.contiguous(), *layers[0].args(), *layers[1].args(),
+                tg[0], tg[1], r0k, y, outs[0], outs[1], saved[0], saved[1], nc, nc_upd, N, group, eps,
                 D=d, HID=h, BH=bh, BT=b, MOM=momentum, DECAY=decay, CA0=layers[0].CA, CA1=layers[1].CA,
-                ACT=ACT_CODES[act], SAVE=keep, DT=DT, DTRUE=dtrue)
+                ACT=ACT_CODES[act], SAVE=keep, DT=DT, DTRUE=dtrue, TGT=TGT)
         if keep:
             ctx.save_for_backward(*flat, *saved)
             ctx.meta, ctx.tile, ctx.dtrue, ctx.n_flat, ctx.n_saved = meta, tile, dtrue, len(flat), n_saved
@@ -254,6 +264,11 @@ class TritonMemoryScan(torch.autograd.Function):
         nc_upd = nc if update_last else nc - 1
         decay = coefs[0][0] is not None
         DT = _dt_const(dt)
+        TGT, tg, r0k = _targets(targets, r0, decay, dt, dummy)
+        # the targets' gradients (accumulated over the chunks, zero on entry) and r0's (one per chunk)
+        gtg = [torch.zeros_like(t) for t in tg[:depth]] if TGT else [dummy, dummy]
+        gtg += [dummy] * (2 - len(gtg))
+        gr0 = torch.empty(r0k.shape, dtype=dt, device=dev) if TGT else dummy
         gy = gy.to(dt).contiguous()
         gws = [g.to(dt).contiguous().clone() for g in gstate]
         z = functools.partial(torch.zeros, dtype=dt, device=dev)
@@ -288,9 +303,9 @@ class TritonMemoryScan(torch.autograd.Function):
             bufs = coef_bufs(L, d, lead=(ncol,))
             scratch = torch.empty(N, group, *WS[0].shape[1:], dtype=dt, device=dev)
             K_.linear_bwd_kernel[(N, ncol)](
-                kq.contiguous(), v.contiguous(), *L.args(), gy, saved[0], scratch, gws[0],
-                gkq_p, gv, *bufs, nc, nc_upd, N, group, ctx.n_saved,
-                D=d, BC=bc, BT=b, MOM=momentum, DECAY=decay, CA=L.CA, DT=DT)
+                kq.contiguous(), v.contiguous(), *L.args(), tg[0], gy, saved[0], scratch, gws[0],
+                gkq_p, gv, *bufs, gtg[0], gr0, nc, nc_upd, N, group, ctx.n_saved,
+                D=d, BC=bc, BT=b, MOM=momentum, DECAY=decay, CA=L.CA, DT=DT, TGT=TGT)
             gco = [finish(bufs, L, lead=True)]
             gkq, gqb, goff, glnw = gkq_p.sum(0), None, None, None
             gv = gv.to(v.dtype)
@@ -304,17 +319,22 @@ class TritonMemoryScan(torch.autograd.Function):
             glnw = z(N, d)
             K_.deep_bwd_kernel[(N,)](
                 kq.contiguous(), qb.contiguous(), off.contiguous(), lnw.contiguous(), gy,
-                *layers[0].args(), *layers[1].args(), saved[0], saved[1], scr[0], scr[1], scr_g, gws[0], gws[1],
-                gkq, goff, *bufs[0], *bufs[1], glnw, nc, nc_upd, N, group, ctx.n_saved, eps,
+                *layers[0].args(), *layers[1].args(), tg[0], tg[1], r0k, saved[0], saved[1], scr[0], scr[1],
+                scr_g, gws[0], gws[1], gkq, goff, *bufs[0], *bufs[1], glnw, gtg[0], gtg[1], gr0,
+                nc, nc_upd, N, group, ctx.n_saved, eps,
                 D=d, HID=h, BH=bh, BT=b, MOM=momentum, DECAY=decay, CA0=layers[0].CA, CA1=layers[1].CA,
-                ACT=ACT_CODES[act], DT=DT, DTRUE=ctx.dtrue)
+                ACT=ACT_CODES[act], DT=DT, DTRUE=ctx.dtrue, TGT=TGT)
             gco = [finish(bf, L, lead=False) for bf, L in zip(bufs, layers)]
             gqb, gv = gy.to(qb.dtype), None
             goff, glnw = goff.to(off.dtype), glnw.view(N, 1, d).to(lnw.dtype)
         gkq = gkq.to(kq.dtype)
         gWS = [g.to(w.dtype) for g, w in zip(gws, WS)]
-        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw,
-                *[None] * (depth + 1))
+        if TGT:
+            gT = [g.to(t.dtype) for g, t in zip(gtg, targets)]
+            gr0 = gr0.to(r0.dtype)
+        else:
+            gT, gr0 = [None] * depth, None
+        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw, *gT, gr0)
 
 
 def _next_pow2(x: int) -> int:
@@ -353,8 +373,11 @@ def _padded(meta, flat):
         chan = (lambda t: _pad_last(t, wd)) if cw else (lambda t: t)
         c1 = _pad_last(C1, wd, parts) if (C1 is not None and (momentum or cw)) else C1
         cop.append((chan(A), chan(B), chan(Dm) if (cw and Dm is not None) else Dm, c1, chan(Be), chan(de), me))
+    # decay targets like the W parts of the state (zero: the padded weights stay zero); r0 like layer 0's read
+    tp = [None] * depth if targets is None else [_pad_rows(_pad_last(t, wd), r)
+                                                 for t, wd, r in zip(targets, widths, rows)]
     flat_p = [*WSp, _pad_last(kq, D), _pad_last(qb, D), _pad_last(v, D), _pad_last(off, D),
-              *[t for layer in cop for t in layer], _pad_last(lnw, D), *[None] * (depth + 1)]
+              *[t for layer in cop for t in layer], _pad_last(lnw, D), *tp, _pad_last(r0, widths[0])]
     return (depth, momentum, act, eps, b, update_last, group, compile, tuple(widths)), flat_p, d, list(douts)
 
 
