@@ -1,20 +1,17 @@
-"""The outer (training) gradient norm of a freshly initialised model on one batch of the bundled corpus, total and
-by parameter group: the check that found the deep memory's inner loop diverging at the default inner learning rate.
+"""The outer (training) gradient norm before clipping, total and by parameter group (titans.models.param_groups),
+of a freshly initialised model or a trained checkpoint, on the bundled validation text at several lengths.
 
-With gradient clipping at 1.0 (configs/trainer/default.yaml) a total norm of 1e7 scales every update by 1e-7 and
-the model does not train. Measured on 2026-12-02 (tiny LMM, 4 x 256 tokens, seed 0): 2.4 at memory depth 2, 18 at
-depth 3, 1.6e7 at depth 4 with theta_init 0.01; 42 at depth 4 with theta_init 0.001. The norm grows with the number
-of inner steps (64 tokens: 6.9; chunk size 1: 1e22), the signature of an inner gradient descent whose step exceeds
-the stability limit of its curvature, which grows with depth.
+A norm that grows with the sequence length is the signature of an ill-conditioned memory (docs/design.md,
+"Conditioning of the memory"): with gradient clipping at 1.0 a norm of 1e5 makes every update 1e-5 of what the
+optimiser asked for. The stability tests (tests/test_memory_conditioning.py) check the same quantity.
 
-    python scripts/memory_grad_norm.py                                     # depth 2, 3 and 4 at theta_init 0.01
-    python scripts/memory_grad_norm.py --depths 4 --set model.net.memory.theta_init=0.001
-    python scripts/memory_grad_norm.py --model mac --depths 2 --seq-len 512
-    python scripts/memory_grad_norm.py --ckpt logs/reproduce_small/mac_s0/checkpoints/last.ckpt   # a trained model
+    python scripts/memory_grad_norm.py                                                # tiny MAC, 256 .. 16K tokens
+    python scripts/memory_grad_norm.py --model lmm --set model.net.memory.decay_target=zero --seq-lens 256 1024
+    python scripts/memory_grad_norm.py --model lmm --set model.net.memory.depth=4 +model.net.match_params=false
+    python scripts/memory_grad_norm.py --ckpt logs/train/runs/NAME/checkpoints/last.ckpt
 
-On the checkpoints of `make reproduce-small` (2026-12-02, 4 x 256 tokens of the validation split): LMM (depth 2)
-1.2, MAL 1.1, Transformer++ 1.2, MAG 3.2, without convolution 2.5e3, MAC 6.3e4, and the LMM at depth 3 trained with
-theta_init 0.01 1.3e5: the MAC's, the conv-less and the deeper memory's gradients explode during training.
+Measured 2026-12-05 (tiny, batch 1, one thread): MAC 2.91 / 2.0 / 2.56 / 2.06 at 256 / 1K / 4K / 16K tokens; with
+``model.net.memory.decay_target=zero`` (eq. 13 as printed) 2.98 at 256 and 1.3e5 at 1K.
 """
 
 from __future__ import annotations
@@ -48,26 +45,22 @@ def compose(overrides: list[str]):
     return cfg
 
 
-def outer_grad_norms(overrides: list[str], seed: int = 0) -> tuple[float, float, dict[str, float]]:
-    """(loss, total gradient norm, norm by parameter group) of the model ``overrides`` compose, at initialisation,
-    on the first training batch of its data module."""
+def fresh_model_and_tokens(overrides: list[str], seed: int = 0):
+    """The model ``overrides`` compose, initialised with ``seed``, and the validation split as one token stream."""
     import hydra
     import torch
 
     cfg = compose(overrides)
-    torch.manual_seed(seed)
     data = hydra.utils.instantiate(cfg.data)
     data.prepare_data()
     data.setup("fit")
-    input_ids = next(iter(data.train_dataloader()))["input_ids"]
-    net = hydra.utils.instantiate(cfg.model.net, vocab_size=data.vocab_size)
-    loss = net(input_ids=input_ids, labels=input_ids, return_logits=False).loss
-    loss.backward()
-    return (loss.item(), *_norms(net))
+    ids = torch.as_tensor(data.token_ids("validation").astype("int64"))
+    torch.manual_seed(seed)
+    return hydra.utils.instantiate(cfg.model.net, vocab_size=data.vocab_size), ids
 
 
-def checkpoint_grad_norms(path: str, seq_len: int, batch_size: int) -> tuple[float, float, dict[str, float]]:
-    """The same for a trained checkpoint, on the first ``batch_size`` windows of the bundled validation text."""
+def checkpoint_model_and_tokens(path: str):
+    """A trained checkpoint and the bundled validation text in its own tokenizer."""
     import torch
 
     from titans.eval.loading import load_model_and_tokenizer
@@ -76,55 +69,42 @@ def checkpoint_grad_norms(path: str, seq_len: int, batch_size: int) -> tuple[flo
     if tokenizer is None:
         raise SystemExit(f"{path} stored no tokenizer: pass a checkpoint that train.py wrote")
     text = (ROOT / "data" / "shakespeare" / "validation.txt").read_text(encoding="utf-8")
-    ids = tokenizer(text[: 8 * seq_len * batch_size], return_tensors="pt")["input_ids"][0]
-    if ids.numel() < seq_len * batch_size:
-        raise SystemExit(f"the validation text has {ids.numel()} tokens, fewer than {batch_size} x {seq_len}")
-    input_ids = ids[: seq_len * batch_size].view(batch_size, seq_len)
-    model.train()
-    loss = model(input_ids=input_ids, labels=input_ids, return_logits=False).loss
-    loss.backward()
-    return (loss.item(), *_norms(model))
+    return model.train(), torch.as_tensor(tokenizer(text, return_tensors="pt")["input_ids"][0])
 
 
-def _norms(net) -> tuple[float, dict[str, float]]:
-    squares: dict[str, float] = {}
-    for name, p in net.named_parameters():
-        if p.grad is not None:  # "model.layers.0.mixer.memory.qkv_proj.weight" -> "model.layers.mixer"
-            group = ".".join(part for part in name.split(".")[:4] if not part.isdigit())
-            squares[group] = squares.get(group, 0.0) + p.grad.double().pow(2).sum().item()
-    return sum(squares.values()) ** 0.5, {k: v ** 0.5 for k, v in squares.items()}
+def report(title: str, model, ids, seq_lens: list[int], batch_size: int) -> None:
+    from titans.models.conditioning import outer_grad_norm
 
-
-def _print(title: str, loss: float, total: float, groups: dict[str, float]) -> None:
-    print(f"{title}: loss {loss:.3f}, gradient norm {total:.3g}")
-    for group, norm in sorted(groups.items(), key=lambda kv: -kv[1])[:6]:
-        print(f"    {group:40s} {norm:.3g}")
+    print(title)
+    for n in seq_lens:
+        if ids.numel() < n * batch_size:
+            print(f"  {n:6d} tokens: the validation text has only {ids.numel()} tokens", file=sys.stderr)
+            continue
+        loss, total, groups = outer_grad_norm(model, ids[: n * batch_size].view(batch_size, n))
+        top = ", ".join(f"{g} {v:.3g}" for g, v in sorted(groups.items(), key=lambda kv: -kv[1])[:4])
+        print(f"  {n:6d} tokens: loss {loss:.3f}, gradient norm {total:.3g} ({top})", flush=True)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="lmm")
+    p.add_argument("--model", default="mac", help="configs/model/<name>.yaml")
     p.add_argument("--size", default="tiny")
-    p.add_argument("--depths", nargs="+", type=int, default=[2, 3, 4])
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="further overrides")
-    p.add_argument("--ckpt", nargs="+", default=[], help="trained checkpoints to measure instead of fresh models")
+    p.add_argument("--seq-lens", nargs="+", type=int, default=[256, 1024, 4096, 16384])
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="further Hydra overrides")
+    p.add_argument("--ckpt", nargs="+", default=[], help="trained checkpoints to measure instead of a fresh model")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.ckpt:
-        for path in args.ckpt:
-            _print(path, *checkpoint_grad_norms(path, args.seq_len, args.batch_size))
-        return 0
-    for depth in args.depths:
-        overrides = [f"model={args.model}", f"size={args.size}", f"model.net.memory.depth={depth}",
-                     "+model.net.match_params=false", f"data.seq_len={args.seq_len}",
-                     f"data.batch_size={args.batch_size}", *args.set]
-        _print(f"{args.model} depth {depth} {' '.join(args.set)}".strip(), *outer_grad_norms(overrides))
+    for path in args.ckpt:
+        report(path, *checkpoint_model_and_tokens(path), args.seq_lens, args.batch_size)
+    if not args.ckpt:
+        overrides = [f"model={args.model}", f"size={args.size}", *args.set]
+        report(" ".join(overrides), *fresh_model_and_tokens(overrides, args.seed), args.seq_lens, args.batch_size)
     return 0
 
 

@@ -84,10 +84,39 @@ def write(rows: list[dict]) -> None:
     (OUT / "default_runs.md").write_text("\n".join(lines) + "\n")
 
 
+DEFAULT = "mac_s1337_compiled_t1"  # what `python train.py` is on a fresh clone (configs/train.yaml, compiled kernels)
+
+
+def record_default_run() -> Path:
+    """experiments/results/default_run.json: the default run's validation perplexity at each validation, from its
+    CSV log; the README quotes ``val_ppl`` and tests/test_default_run.py checks a fresh run against it."""
+    import csv
+
+    rows = {r["name"]: r for r in json.loads((OUT / "default_runs.json").read_text())["runs"]}
+    run = rows[DEFAULT]
+    at_step = {}
+    for path in sorted((ROOT / "logs" / "stability" / "runs" / DEFAULT).glob("csv/version_*/metrics.csv")):
+        with path.open() as fh:
+            at_step.update({str(int(r["step"]) + 1): round(float(r["val/ppl"]), 2) for r in csv.DictReader(fh)
+                            if r.get("val/ppl")})
+    record = {"command": "python train.py", "val_ppl": round(run["val_ppl"], 2), "val_ppl_at_step": at_step,
+              "grad_norm_max_ratio": round(run["grad_norm_max_ratio"], 2),
+              "date": json.loads((OUT / "default_runs.json").read_text())["date"],
+              "measured_as": run["command"], "details": "experiments/results/stability/default_runs.md"}
+    path = ROOT / "experiments" / "results" / "default_run.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", help="run names to run (default: the whole grid)")
+    p.add_argument("--record-default", action="store_true",
+                   help=f"only (re)write experiments/results/default_run.json from the logs of {DEFAULT}")
     args = p.parse_args()
+    if args.record_default:
+        print(f"wrote {record_default_run()}")
+        return
     runs = [r for r in grid() if not args.only or r["name"] in args.only]
     done = {}
     if (OUT / "default_runs.json").is_file():
@@ -103,6 +132,8 @@ def main() -> None:
         done[row["name"]] = row
         write([done[n] for n in (g["name"] for g in grid()) if n in done])
         print(f"{row['name']}: val ppl {row['val_ppl']}, max ratio {row['grad_norm_max_ratio']}", flush=True)
+    if DEFAULT in done and done[DEFAULT]["val_ppl"]:
+        print(f"wrote {record_default_run()}")
 
 
 if __name__ == "__main__":

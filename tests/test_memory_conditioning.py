@@ -150,3 +150,16 @@ def test_depth4_needs_its_experiments_smaller_inner_learning_rate(tmp_path):
     _, short, _ = outer_grad_norm(model, ids[None, :SHORT])
     _, long, _ = outer_grad_norm(model, ids[None, :1024])
     assert long > 10 and long > 3 * short, (short, long)
+
+
+def test_the_grad_norm_script_reports_each_length_by_group():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "scripts/memory_grad_norm.py", "--model", "lmm", "--seq-lens", "32", "64"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PROJECT_ROOT": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if "gradient norm" in line]
+    assert [line.split()[0] for line in lines] == ["32", "64"], proc.stdout
+    assert all("memory_projections" in line and "embeddings" in line for line in lines), proc.stdout

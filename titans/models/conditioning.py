@@ -21,7 +21,7 @@ def outer_grad_norm(model: nn.Module, input_ids: Tensor) -> tuple[float, float, 
     loss = model(input_ids=input_ids, labels=input_ids, return_logits=False).loss
     loss.backward()
     groups = group_grad_norms(model.named_parameters())
-    return float(loss), sum(v * v for v in groups.values()) ** 0.5, groups
+    return float(loss.detach()), sum(v * v for v in groups.values()) ** 0.5, groups
 
 
 @torch.no_grad()
