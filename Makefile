@@ -36,7 +36,7 @@ train: install
 
 ## the whole test suite, offline, on CPU (slow tests included), one worker per core
 test: install $(VENV)/.installed-gpu
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --durations=25 $(ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow" $(ARGS)

@@ -237,8 +237,10 @@ def part_scan(args, res: Results, deadline: Deadline):
                     continue
 
             def step():
+                # the default forgetting rule (decay toward M_0, memory.decay_target=init): the layer passes M_0
+                # as both the initial weights and the target
                 y, Wn, Sn = memory_scan(q, k, v, lr, log_eta, log_decay, W, S, chunk_size=16, activation="gelu",
-                                        ln_weight=lw, ln_bias=lb, **kw)
+                                        ln_weight=lw, ln_bias=lb, decay_target=W, **kw)
                 loss = y.square().sum() + Wn[-1].sum()
                 torch.autograd.grad(loss, leaves)
 
