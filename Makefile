@@ -78,7 +78,7 @@ reproduce-table: install
 	$(BIN)/python scripts/reproduce_table.py $(ARGS)
 
 ## the same tables at CPU scale: tiny Table 5 / Table 1 rows on the bundled corpus (ablate_small's runs reused), offline
-## S-NIAH, BABILong and perplexity, then the report (hours of CPU; README "CPU-scale report")
+## S-NIAH, BABILong and perplexity, then the report (hours of CPU; docs/experiments.md, "The CPU-scale report")
 reproduce-small: install
 	$(BIN)/python scripts/reproduce_small.py $(ARGS)
 

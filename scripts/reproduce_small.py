@@ -17,7 +17,7 @@ validation split (64-1K tokens), suite=niah (passkey, number, uuid at 256-1K tok
 (experiments/results/small/), the report to --report-dir (experiments/results/report/, all results there).
 Training runs and result files that already exist are reused (--force retrains and re-evaluates).
 
-    python scripts/reproduce_small.py                              # everything (hours of CPU: see the README)
+    python scripts/reproduce_small.py                              # everything (hours of CPU: docs/experiments.md)
     python scripts/reproduce_small.py --rows full mac --lm-steps 4 --eval-scale 0.1 --output-dir /tmp/small
 """
 
@@ -50,7 +50,7 @@ OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], 
 ROWS = LMM_ROWS + list(OTHER_ROWS)
 DEFAULT_ROWS = LMM_ROWS + ["mac", "mag", "mal", "transformer", "depth3", "depth4"]
 FINETUNE_FROM = "mac"
-# relative CPU cost of one training run (throughput at the tiny size, README): the longest start first, so that
+# relative CPU cost of one training run (tiny-size throughput, experiments/results): the longest start first, so that
 # --jobs runs side by side do not end waiting on one long run
 TRAIN_COST = {"depth4": 4.0, "depth3": 2.0, "mac": 1.3, "mag": 1.3, "transformer": 0.3}
 

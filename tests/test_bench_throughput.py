@@ -1,5 +1,5 @@
 """scripts/bench_throughput.py (Figures 8-9): the sweeps' shapes, one real measurement in this process, and the
-table and plot of a result file. (Throughput itself is a benchmark, not a test: the README gives the numbers.)"""
+table and plot of a result file. (Throughput itself is a benchmark, not a test: see experiments/results.)"""
 
 from __future__ import annotations
 

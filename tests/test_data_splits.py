@@ -150,7 +150,7 @@ def test_passes_use_the_dataset_cards_gpt2_counts_and_name_the_smallest_subset_t
         assert subset_train_tokens(name, 0.01) >= budget
         if by_size.index(name):
             assert subset_train_tokens(by_size[by_size.index(name) - 1], 0.01) < budget
-    # the README's table: each Table 1 budget (whole 0.5M-token steps) over its subset, 1% held out
+    # docs/experiments.md's table: each Table 1 budget (whole 0.5M-token steps) over its subset, 1% held out
     for budget, subset, passes in ((15e9, "sample-100BT", 0.15), (30e9, "sample-100BT", 0.30),
                                    (100e9, "sample-350BT", 0.29)):
         read = math.ceil(budget / PAPER_STEP_TOKENS) * PAPER_STEP_TOKENS

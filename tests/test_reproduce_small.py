@@ -1,7 +1,7 @@
 """scripts/reproduce_small.py (the CPU-scale report): its runs are ablate_small's corpus runs where they overlap
 (same rows, same token budget) and are reused from its result JSON; every other row composes into the intended
-model; every evaluation it runs composes offline. (The whole pipeline is run by hand: the README gives the command
-and its cost.)"""
+model; every evaluation it runs composes offline. (The whole pipeline is run by hand: docs/experiments.md gives the
+command and its cost.)"""
 
 from __future__ import annotations
 
