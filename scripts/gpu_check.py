@@ -323,11 +323,11 @@ def model_worker(args) -> dict:
 
     ms, _ = timed(step, dev, args.repeats)
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
-    from titans.memory.triton import op as triton_op
+    from titans.memory import dispatch
 
     return dict(variant=args.variant, length=args.length, tok_s=args.length / (ms / 1000), ms=ms, peak_gib=peak,
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                triton_fallback=triton_op._AUTO_FAILED[:1])
+                triton_fallback=dispatch._AUTO_FAILED[:1])
 
 
 def part_models(args, res: Results, deadline: Deadline):

@@ -43,28 +43,100 @@ def layer_of(module: str) -> str:
     return best
 
 
+def _is_module(name: str) -> bool:
+    """``name`` is a module or a package of the repository."""
+    path = ROOT / Path(*name.split("."))
+    return path.with_suffix(".py").is_file() or path.is_dir()
+
+
+def _from_target(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from X import ...`` in ``package`` names, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(path: Path):
+    """Every import statement of ``path``, at any depth, with the package its relative imports start from."""
+    this = module_name(path)
+    package = this if path.name == "__init__.py" else this.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))], package
+
+
+def _is_own(name: str) -> bool:
+    """``name`` is the project's own code."""
+    return name == "titans" or name.startswith("titans.")
+
+
 def imported_modules(path: Path) -> list[tuple[int, str]]:
     """(line, module) of every import of the project's own code in ``path``, at any depth (function-level
     imports included), relative imports resolved."""
-    this = module_name(path)
-    package = this if path.name == "__init__.py" else this.rsplit(".", 1)[0]
+    nodes, package = _imports(path)
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+        else:
+            target = _from_target(node, package)
             found.append((node.lineno, target))
             # ``from titans import eval`` / ``from . import mlp``: the names may be modules themselves
             found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names
-                      if (ROOT / Path(*f"{target}.{alias.name}".split("."))).with_suffix(".py").is_file()
-                      or (ROOT / Path(*f"{target}.{alias.name}".split("."))).is_dir()]
-    return [(line, name) for line, name in found if name == "titans" or name.startswith("titans.")]
+                      if _is_module(f"{target}.{alias.name}")]
+    return [(line, name) for line, name in found if _is_own(name)]
+
+
+def module_dependencies(path: Path) -> set[str]:
+    """The project's modules that ``path`` imports, at any depth (a function-level import defers a cycle, it does
+    not remove it). ``from . import mlp`` depends on the module mlp alone (its package is already being imported);
+    ``from .scan import MemoryScan`` on scan; ``from . import memory_scan``, a name of the package's
+    ``__init__``, on the package."""
+    nodes, package = _imports(path)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+            continue
+        target = _from_target(node, package)
+        modules = {f"{target}.{alias.name}" for alias in node.names if _is_module(f"{target}.{alias.name}")}
+        found |= modules
+        if len(modules) < len(node.names):
+            found.add(target)
+    return {name for name in found if _is_own(name)}
+
+
+def memory_import_graph() -> dict[str, set[str]]:
+    """The modules of titans.memory (its subpackage's included) -> the modules of titans.memory they import."""
+    paths = {module_name(path): path for path in sorted((PACKAGE / "memory").rglob("*.py"))}
+    return {module: {m for m in module_dependencies(path) if m in paths and m != module}
+            for module, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph ``graph`` as [a, b, ..., a], or None (depth-first search)."""
+    done, stack = set(), []
+
+    def visit(node):
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in stack:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in done:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        done.add(node)
+        return None
+
+    for node in sorted(graph):
+        if node not in done:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
 
 
 def test_the_import_graph_has_no_test_gaps():
@@ -73,6 +145,29 @@ def test_the_import_graph_has_no_test_gaps():
     assert {"titans.memory.chunked", "titans.memory.mlp"} <= found  # from .chunked import ..., from . import mlp
     found = {name for _, name in imported_modules(PACKAGE / "eval" / "suites.py")}
     assert "titans.eval.lm_adapter" in found  # imported inside a function
+
+
+def test_the_memory_import_graph_has_no_test_gaps():
+    """The graph has the edges a cycle would hide in (function-level imports, ``from . import x``, a subpackage's
+    ``from .. import x``) and none to a package for ``from . import <module>``; the search finds cycles."""
+    graph = memory_import_graph()
+    assert {"titans.memory.mlp", "titans.memory.dispatch"} <= graph["titans.memory.layer"]
+    assert "titans.memory" not in graph["titans.memory.layer"]  # ``from . import mlp`` is an edge to mlp alone
+    assert "titans.memory.triton" in graph["titans.memory.dispatch"]  # imported inside apply_scan
+    assert "titans.memory.step" in graph["titans.memory.triton.op"]  # ``from .. import step``
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"b", "d"}, "d": set()}) == ["b", "c", "b"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_memory_package_has_no_import_cycle():
+    """docs/architecture.md, "Inside titans.memory": the modules of titans.memory import each other without a
+    cycle (the scan once imported the Triton package's dispatcher, which imported the scan back); the Triton
+    package never imports the torch scan or the dispatcher."""
+    graph = memory_import_graph()
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle in titans.memory: " + " -> ".join(cycle)
+    triton = {m: deps for m, deps in graph.items() if m.startswith("titans.memory.triton")}
+    assert all(deps <= {"titans.memory.scan_spec", "titans.memory.step"} | set(triton) for deps in triton.values())
 
 
 def test_no_module_imports_a_layer_above_it():

@@ -5,11 +5,14 @@ checks the hand-written backward against finite differences; the layer and whole
 and parameter gradients with impl="scan" and impl="autograd"; the op count stays under a stated ceiling.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
 from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
-from titans.memory.scan import MemoryScan
+from titans.memory.scan import MemoryScan, scan_inputs
+from titans.memory.scan_spec import ScanInputs, ScanSpec
 
 from test_memory_oracle import make_problem, make_target, run_oracle
 
@@ -216,6 +219,29 @@ def test_scan_forward_keeps_no_graph_and_saves_group_states():
     assert node.n_saved == 4  # 10 chunks, groups of 3: states at chunks 0, 3, 6, 9
     # the final weights are W's half of the op's [W | S] output: one slice away from the scan node
     assert W[0].grad_fn.next_functions[0][0].name().startswith("MemoryScan")
+
+
+def test_the_operator_takes_a_typed_spec_and_named_inputs():
+    """The operator's interface (titans.memory.scan_spec): a frozen, hashable ScanSpec (a non-tensor autograd
+    argument, compared by value) and the flat tensor list that ScanInputs reads back by name."""
+    prob = list(make_problem(depth=2, T=10, seed=4))
+    target = make_target(prob)
+    q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob
+    spec, flat = scan_inputs(q, k, v, theta, [e.log() for e in eta], [torch.log1p(-a) for a in alpha], W0, S0,
+                             chunk_size=4, activation="gelu", ln_weight=ln_w, ln_bias=ln_b, decay_target=target)
+    assert spec == ScanSpec(depth=2, momentum=True, activation="gelu", ln_eps=1e-5, chunk_size=4, update_last=False,
+                            group=1, compile=False, douts=(W0[0].shape[-1], W0[1].shape[-1]))
+    assert hash(spec) == hash(dataclasses.replace(spec)) and {spec: 1}[dataclasses.replace(spec)] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.group = 2
+    x = ScanInputs.unflatten(flat, spec.depth)
+    assert all(a is b for a, b in zip(x.flat(), flat)) and len(flat) == ScanInputs.size(2)
+    assert x.kq.shape == (3, q.shape[0], 8, q.shape[-1]) and x.v is None and x.lnw is ln_w  # 3 chunks of 4
+    assert [w.shape[-1] for w in x.WS] == [2 * dout for dout in spec.douts]  # [W | S]
+    assert len(x.coefs) == 2 and all(len(layer) == 7 for layer in x.coefs)
+    assert all(a is b for a, b in zip(x.targets, target)) and x.r0 is not None
+    with pytest.raises(ValueError, match="takes 24 inputs, got 23"):
+        ScanInputs.unflatten(flat[:-1], spec.depth)
 
 
 def _mem_pair(**kw):

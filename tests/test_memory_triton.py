@@ -23,7 +23,7 @@ import torch.nn.functional as F
 pytest.importorskip("triton")
 
 from titans.memory import MemoryConfig, NeuralMemory, memory_scan  # noqa: E402
-from titans.memory import triton as tmem  # noqa: E402
+from titans.memory import dispatch  # noqa: E402
 from titans.memory.scan import MemoryScan  # noqa: E402
 from titans.memory.triton import op  # noqa: E402
 from numerics import assert_within_reference_error  # noqa: E402
@@ -291,7 +291,7 @@ def _capture(monkeypatch, prob, **kw):
         return MemoryScan.apply(meta, *flat)
 
     with monkeypatch.context() as m:
-        m.setattr(tmem, "apply_scan", grab)
+        m.setattr(dispatch, "apply_scan", grab)
         run(prob, "auto", **kw)
     return seen["meta"], seen["flat"]
 
@@ -400,7 +400,7 @@ def test_explicit_triton_on_cpu_needs_the_interpreter(monkeypatch):
 
 def test_explicit_triton_falls_back_for_uncovered_configs(interp):
     """chunk 8 and depth 3 are not covered: the torch scan runs them, with a warning naming the reason."""
-    op._WARNED.clear()
+    dispatch._WARNED.clear()
     for kw, why in ((dict(chunk=8), "chunk_size 8"), (dict(), "depth 3")):
         prob = problem(N=1, T=16, depth=1)
         if why.startswith("depth"):
@@ -459,4 +459,4 @@ def test_gpu_auto_dispatch_selects_triton(monkeypatch):
     monkeypatch.delenv("TITANS_TRITON", raising=False)
     y, _, _ = run(problem(N=2, T=64, d=64, depth=2, dtype=torch.float32, device="cuda"), "auto")
     assert _scan_node_class(y) is op.TritonMemoryScan
-    assert not op._AUTO_FAILED, op._AUTO_FAILED
+    assert not dispatch._AUTO_FAILED, dispatch._AUTO_FAILED

@@ -8,22 +8,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from titans.eval.paper_results import TABLE3_DATASETS, TABLE4_TASKS
 
-TASK_SUITES = ("timeseries", "genomics")
 HORIZONS = (96, 192, 336, 720)
 #: dataset part of an experiment name -> Table 3 column
 DATASET_NAMES = {name.lower(): name for name in TABLE3_DATASETS}
 MODEL_NAMES = {"lmm": "Neural Memory", "dlinear": "DLinear"}
-
-
-def read_task_record(path: str | Path) -> dict | None:
-    """The record in ``path`` when it is a forecasting or genomics result file, else None."""
-    record = json.loads(Path(path).read_text(encoding="utf-8"))
-    return record if isinstance(record, dict) and record.get("suite") in TASK_SUITES else None
 
 
 def table3_entry(record: dict) -> tuple[str, str, tuple[float, float] | None]:

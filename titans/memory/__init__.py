@@ -13,9 +13,9 @@ Implementations of the recurrence, from slow and obvious to fast, each tested ag
 
 from .chunked import chunked_memory
 from .config import MemoryConfig
+from .dispatch import memory_scan
 from .layer import NeuralMemory
 from .naive import naive_memory
-from .scan import memory_scan
 from .state import MemoryState, ReadState
 
 __all__ = ["NeuralMemory", "MemoryConfig", "MemoryState", "ReadState", "chunked_memory", "memory_scan", "naive_memory"]

@@ -1,6 +1,6 @@
 """The chunked memory op with autograd through every chunk: paper eqs. 13-18 in dual (attention-like) form.
 
-This is the reference that ``scan.memory_scan`` (the default, with a hand-written backward) is tested against
+This is the reference that ``memory_scan`` (``dispatch``; the default, with a hand-written backward) is tested against
 (``MemoryConfig(impl="autograd")`` selects it); it is itself tested against the token-by-token oracle.
 
 For a chunk with start state (W, S) = (M_{t'}, S_{t'}) and tokens i = 1..b (relative), every inner gradient

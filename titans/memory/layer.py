@@ -22,8 +22,8 @@ from torch import Tensor
 from . import mlp
 from .chunked import chunked_memory
 from .config import MemoryConfig
+from .dispatch import memory_scan
 from .gates import Gates, MemoryGates
-from .scan import memory_scan
 from .state import MemoryState, ReadState
 
 

@@ -1,12 +1,14 @@
-"""The memory recurrence as one autograd operator (paper eqs. 13-18 with the chunk-start rule).
+"""The memory recurrence as one autograd operator (paper eqs. 13-18 with the chunk-start rule): the torch scan.
 
-``memory_scan`` has the signature and the semantics of ``chunked.chunked_memory`` (the autograd reference) and
-computes the same values and gradients with fewer operations (for the tiny LMM at 1K tokens, 30% fewer ATen ops
-eager and 74% fewer compiled) and far less memory (4.7x less at 16K tokens for the memory alone):
+``dispatch.memory_scan`` (the entry point, ``titans.memory.memory_scan``) has the signature and the semantics of
+``chunked.chunked_memory`` (the autograd reference) and computes the same values and gradients with fewer
+operations (for the tiny LMM at 1K tokens, 30% fewer ATen ops eager and 74% fewer compiled) and far less memory
+(4.7x less at 16K tokens for the memory alone). This module holds its torch parts:
 
-1. Everything that does not depend on the memory state is computed before the chunk loop, batched over all
-   chunks, with ordinary autograd ops: the decay/momentum coefficients of every chunk (cumulative-product
-   masks of the gates), the masked first-layer scores ``D * (Q K^T)``, the residual terms.
+1. ``scan_inputs``: everything that does not depend on the memory state is computed before the chunk loop,
+   batched over all chunks, with ordinary autograd ops: the decay/momentum coefficients of every chunk
+   (``chunk_coefs``: cumulative-product masks of the gates), the masked first-layer scores ``D * (Q K^T)``, the
+   residual terms. It returns the operator's interface (``scan_spec``: a ``ScanSpec`` and the ``ScanInputs``).
 2. ``MemoryScan`` (a ``torch.autograd.Function``) runs the sequential chunk loop without building a graph.
    It saves its inputs and the memory state (weights, momentum) only at the start of every group of G chunks.
 3. Its backward walks the groups in reverse: it recomputes the group's chunk-start states from the saved one
@@ -15,7 +17,8 @@ eager and 74% fewer compiled) and far less memory (4.7x less at 16K tokens for t
    gradient).
 Peak memory: O(T / (b G)) saved states + G states of the group being differentiated + O(T d) inputs.
 The chunk step can be compiled with ``torch.compile`` (``compile=True``): fused C++ kernels on CPU (Triton on a
-GPU, not yet run there); the eager functions are the fallback and the tested default.
+GPU, not yet run there); the eager functions are the fallback and the tested default. The Triton kernels
+(``titans.memory.triton``) implement the same operator; ``dispatch`` chooses between them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import Tensor
 
 from . import step as S_
 from .chunked import chunk_layout, ratio_matrix
+from .scan_spec import N_COEFS, ScanInputs, ScanSpec
 
 
 # ----------------------------------------------------------------------------------------------- coefficients
@@ -90,9 +94,6 @@ def chunk_coefs(lr: Tensor, log_eta: Tensor | None, log_decay: Tensor | None, la
 
 
 # ----------------------------------------------------------------------------------------------- the operator
-N_COEFS = 7  # (A, B, D, C1, Be, de, me), see step.py
-
-
 log = logging.getLogger(__name__)
 _COMPILE_ANNOUNCED: list[bool] = []
 _COMPILE_FAILED: list[str] = []  # set once when torch.compile cannot build the chunk step here
@@ -138,75 +139,85 @@ def _step_fns(compile: bool):
 class MemoryScan(torch.autograd.Function):
     """The chunk loop as one autograd node.
 
-    Inputs (stacked over chunks, [nc, N, ...]): the chunk-start state [W_l | S_l] per layer, kq = [K; Q] rows,
-    qb = Q + beta, v, off = K + beta - V, the coefficients of every layer (7 each, see step.py) and the LN scale.
-    ``meta`` holds the static settings (see ``memory_scan``). Outputs: y stacked over chunks and the final state."""
+    ``forward(ctx, spec, *flat)``: ``spec`` a :class:`ScanSpec` (the static settings), ``flat`` the tensors of a
+    :class:`ScanInputs` (``ScanInputs.flat``): stacked over chunks [nc, N, ...], the chunk-start state [W_l | S_l]
+    per layer, kq = [K; Q] rows, qb = Q + beta, v, off = K + beta - V, the coefficients of every layer (7 each, see
+    step.py), the LN scale, the decay targets and r0. Outputs: y stacked over chunks and the final state; the
+    backward returns the gradients of ``flat`` in the same layout."""
 
     @staticmethod
-    def forward(ctx, meta, *flat):
-        depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _unflatten(_detached(flat), depth)
-        nc = kq.shape[0]
-        fwd = _step_fns(compile)[0]
-        ins = _per_chunk(kq, qb, v, off, coefs)
-        r0s = [None] * nc if r0 is None else r0.contiguous().unbind(0)
+    def forward(ctx, spec: ScanSpec, *flat):
+        x = ScanInputs.unflatten(_detached(flat), spec.depth)
+        nc = x.kq.shape[0]
+        fwd = _step_fns(spec.compile)[0]
+        ins = _per_chunk(x.kq, x.qb, x.v, x.off, x.coefs)
+        r0s = [None] * nc if x.r0 is None else x.r0.contiguous().unbind(0)
         keep = any(ctx.needs_input_grad)
-        saved, ys = [], []
+        kw = _step_kwargs(spec)
+        WS, saved, ys = x.WS, [], []
         for c in range(nc):
-            if keep and c % group == 0:
+            if keep and c % spec.group == 0:
                 saved.extend(WS)
-            y, WS = fwd(WS, *ins[c], lnw, targets, r0s[c], act=act, eps=eps, depth=depth, b=b, momentum=momentum,
-                        douts=douts, do_update=(c < nc - 1 or update_last))
+            y, WS = fwd(WS, *ins[c], x.lnw, x.targets, r0s[c], do_update=(c < nc - 1 or spec.update_last), **kw)
             ys.append(y)
         ctx.save_for_backward(*flat, *saved)
-        ctx.meta, ctx.n_flat, ctx.n_saved = meta, len(flat), len(saved) // depth
+        ctx.spec, ctx.n_flat, ctx.n_saved = spec, len(flat), len(saved) // spec.depth
         return (torch.stack(ys), *WS)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, *gstate):
-        depth, momentum, act, eps, b, update_last, group, compile, douts = ctx.meta
+        spec: ScanSpec = ctx.spec
+        depth, group = spec.depth, spec.group
         saved = ctx.saved_tensors
-        flat, flat_states = saved[: ctx.n_flat], saved[ctx.n_flat:]
-        _, kq, qb, v, off, coefs, lnw, targets, r0 = _unflatten(_detached(flat), depth)
-        flat_states = _detached(flat_states)
-        nc = kq.shape[0]
-        kw = dict(act=act, eps=eps, depth=depth, b=b, momentum=momentum, douts=douts)
-        _, state_fn, bwd = _step_fns(compile)
-        ins = _per_chunk(kq, qb, v, off, coefs)
-        r0s = [None] * nc if r0 is None else r0.contiguous().unbind(0)
-        gr0s: list = [None] * nc
-        gtargets = None if targets is None else [torch.zeros_like(t) for t in targets]
+        x = ScanInputs.unflatten(_detached(saved[: ctx.n_flat]), depth)
+        flat_states = _detached(saved[ctx.n_flat:])
+        nc = x.kq.shape[0]
+        kw = _step_kwargs(spec)
+        _, state_fn, bwd = _step_fns(spec.compile)
+        ins = _per_chunk(x.kq, x.qb, x.v, x.off, x.coefs)
+        r0s = [None] * nc if x.r0 is None else x.r0.contiguous().unbind(0)
+        gtargets = None if x.targets is None else [torch.zeros_like(t) for t in x.targets]
         gWS = [g.contiguous() for g in gstate]
         gys = gy.contiguous().unbind(0)
-        n_in = 5 + N_COEFS * depth  # kq, qb, v, off, lnw + coefficients
-        grads: list[list] = [[None] * nc for _ in range(n_in)]
+        # the gradients of each chunk's inputs, by input (stacked over the chunks at the end)
+        per_chunk = {name: [None] * nc for name in ("kq", "qb", "v", "off", "lnw", "r0")}
+        per_chunk_coefs = [[[None] * nc for _ in range(N_COEFS)] for _ in range(depth)]
         for g in range(ctx.n_saved - 1, -1, -1):
             c0, c1 = g * group, min(nc, (g + 1) * group)
             states, inners = [list(flat_states[g * depth:(g + 1) * depth])], []
             for c in range(c0, c1 - 1):  # the group's chunk-start states, keeping each chunk's inner factors
                 kq_c, _, v_c, off_c, co_c = ins[c]
-                WSn, inn = state_fn(states[-1], kq_c, v_c, off_c, co_c, lnw, targets, **kw)
+                WSn, inn = state_fn(states[-1], kq_c, v_c, off_c, co_c, x.lnw, x.targets, **kw)
                 states.append(WSn)
                 inners.append(inn)
             inners.append(None)
             for c in range(c1 - 1, c0 - 1, -1):
-                gWS, gkq, gqb, gv, goff, gco, glnw, gT, gr0s[c] = bwd(
-                    states[c - c0], *ins[c], lnw, targets, r0s[c], gys[c], gWS, inners[c - c0],
-                    do_update=(c < nc - 1 or update_last), **kw)
+                gWS, gkq, gqb, gv, goff, gco, glnw, gT, gr0 = bwd(
+                    states[c - c0], *ins[c], x.lnw, x.targets, r0s[c], gys[c], gWS, inners[c - c0],
+                    do_update=(c < nc - 1 or spec.update_last), **kw)
                 if gtargets is not None:
                     for l, t in enumerate(gT):
                         if t is not None:
                             gtargets[l] += t
-                for j, t in enumerate((gkq, gqb, gv, goff, glnw)):
-                    grads[j][c] = t
-                for l in range(depth):
-                    for m in range(N_COEFS):
-                        grads[5 + l * N_COEFS + m][c] = gco[l][m]
-        stacked = [_stack_or_none(gs) for gs in grads]
-        glnw_all = stacked[4].sum(0) if stacked[4] is not None else None
-        return (None, *gWS, *stacked[:4], *stacked[5:], glnw_all, *(gtargets or [None] * depth),
-                _stack_or_none(gr0s))
+                for name, t in zip(("kq", "qb", "v", "off", "lnw", "r0"), (gkq, gqb, gv, goff, glnw, gr0)):
+                    per_chunk[name][c] = t
+                for layer, g_layer in zip(per_chunk_coefs, gco):
+                    for chunks, t in zip(layer, g_layer):
+                        chunks[c] = t
+        stacked = {name: _stack_or_none(ts) for name, ts in per_chunk.items()}
+        grads = ScanInputs(
+            WS=gWS, kq=stacked["kq"], qb=stacked["qb"], v=stacked["v"], off=stacked["off"],
+            coefs=[[_stack_or_none(ts) for ts in layer] for layer in per_chunk_coefs],
+            lnw=None if stacked["lnw"] is None else stacked["lnw"].sum(0),  # one LN scale for every chunk
+            targets=gtargets, r0=stacked["r0"])
+        return (None, *grads.flat())
+
+
+def _step_kwargs(spec: ScanSpec) -> dict:
+    """The static arguments of the chunk step (step.py)."""
+    return dict(act=spec.activation, eps=spec.ln_eps, depth=spec.depth, b=spec.chunk_size, momentum=spec.momentum,
+                douts=spec.douts)
 
 
 def _detached(ts) -> list:
@@ -234,17 +245,7 @@ def _per_chunk(kq, qb, v, off, coefs) -> list[tuple]:
     return [(kq_c[c], qb_c[c], v_c[c], off_c[c], [[co[c] for co in layer] for layer in co_c]) for c in range(nc)]
 
 
-def _unflatten(flat, depth: int):
-    WS = list(flat[:depth])
-    kq, qb, v, off = flat[depth:depth + 4]
-    i = depth + 4
-    coefs = [tuple(flat[i + l * N_COEFS: i + (l + 1) * N_COEFS]) for l in range(depth)]
-    i += N_COEFS * depth
-    lnw, targets, r0 = flat[i], list(flat[i + 1:i + 1 + depth]), flat[i + 1 + depth]
-    return WS, kq, qb, v, off, coefs, lnw, (None if targets[0] is None else targets), r0
-
-
-# ----------------------------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------------------------- inputs and outputs
 ALL_STATES_BUDGET = 128 * 2**20  # bytes of saved chunk states per call below which every state is kept
 
 
@@ -255,20 +256,18 @@ def auto_group(nc: int, state_bytes: int) -> int:
     return 1 if nc * state_bytes <= ALL_STATES_BUDGET else max(1, math.isqrt(nc))
 
 
-def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
+def scan_inputs(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list[Tensor] | None,
                 log_decay: list[Tensor] | None, weights: list[Tensor], momentum: list[Tensor] | None, *,
                 chunk_size: int, activation: str, ln_weight: Tensor | None = None, ln_bias: Tensor | None = None,
                 ln_eps: float = 1e-5, commit_partial: bool = False, checkpoint_group: int = 0,
-                decay_target: list[Tensor] | None = None, compile: bool = False, backend: str = "torch"
-                ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
-    """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
-    G of chunks between saved states (0: ``auto_group``); ``compile`` compiles the chunk step; ``backend`` runs
-    the chunk loop with ``MemoryScan`` ("torch") or the Triton kernels ("triton"; "auto": on CUDA when
-    available), see ``titans.memory.triton``."""
+                decay_target: list[Tensor] | None = None, compile: bool = False) -> tuple[ScanSpec, list]:
+    """The scan operator's arguments for a call of ``memory_scan`` (same arguments, T > 0): everything that does
+    not depend on the memory state, batched over all chunks with ordinary autograd ops (step 1 above): the gates'
+    coefficients of eqs. 13-14 carried over each chunk, layer 0's scores of the read (eq. 15), the residuals and,
+    when forgetting decays toward a target, r0. Returns (spec, flat), ``flat`` the tensors of a
+    :class:`ScanInputs` (``ScanInputs.flat``)."""
     N, T, d = k.shape
     depth = len(weights)
-    if T == 0:
-        return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
     b = chunk_size
     nc, pad, chunks = chunk_layout(N, T, b)
     update_last = pad == 0 or commit_partial
@@ -313,17 +312,19 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
     state_bytes = sum(w.numel() * w.element_size() for w in weights) * (2 if has_momentum else 1)
     group = checkpoint_group if checkpoint_group > 0 else auto_group(nc, state_bytes)
     WS0 = [torch.cat([w, s], dim=-1) for w, s in zip(weights, momentum)] if has_momentum else list(weights)
-    flat = [*WS0, kq, qb, vin, off, *[t for layer in coefs for t in layer], ln_weight if depth > 1 else None,
-            *(targets or [None] * depth), r0]
-    meta = (depth, has_momentum, activation, ln_eps, b, update_last, group, bool(compile), douts)
-    if backend == "torch":
-        out = MemoryScan.apply(meta, *flat)
-    else:
-        from .triton import apply_scan
+    inputs = ScanInputs(WS=WS0, kq=kq, qb=qb, v=vin, off=off, coefs=coefs, lnw=ln_weight if depth > 1 else None,
+                        targets=targets, r0=r0)
+    spec = ScanSpec(depth=depth, momentum=has_momentum, activation=activation, ln_eps=ln_eps, chunk_size=b,
+                    update_last=update_last, group=group, compile=bool(compile), douts=douts)
+    return spec, inputs.flat()
 
-        out = apply_scan(backend, meta, flat)
+
+def scan_outputs(out, spec: ScanSpec, T: int) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+    """``memory_scan``'s results from the operator's outputs (y stacked over chunks, the final [W | S] states):
+    y [N, T, d], the final weights, the final momentum (None without momentum)."""
+    nc, N, b = out[0].shape[:3]
     y = out[0].transpose(0, 1).reshape(N, nc * b, -1)[:, :T]
     WS = out[1:]
-    if not has_momentum:
+    if not spec.momentum:
         return y, list(WS), None
-    return y, [ws[..., :dd] for ws, dd in zip(WS, douts)], [ws[..., dd:] for ws, dd in zip(WS, douts)]
+    return y, [ws[..., :dd] for ws, dd in zip(WS, spec.douts)], [ws[..., dd:] for ws, dd in zip(WS, spec.douts)]

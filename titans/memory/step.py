@@ -1,4 +1,4 @@
-"""One chunk of the memory recurrence and its hand-derived vector-Jacobian product (for ``scan.memory_scan``).
+"""One chunk of the memory recurrence and its hand-derived vector-Jacobian product (for ``scan.MemoryScan``).
 
 Notation (one chunk of b tokens, all gradients taken at the chunk-start state, paper eqs. 16-17; row vectors,
 leading axis N = batch x heads). Memory layers l = 0..L-1 with weights W_l [d_in, d_out] and momentum S_l, kept

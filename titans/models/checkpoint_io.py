@@ -31,11 +31,6 @@ EFFECTIVE_SCHEDULE = "titans_schedule"
 _CORRUPT = "it is corrupt or not a torch file; use another checkpoint of the run"
 
 
-def is_lightning_checkpoint(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_file() and path.suffix in LIGHTNING_SUFFIXES
-
-
 def safe_torch_load(path: str | Path, map_location: str = "cpu", mmap: bool = False) -> dict:
     """``torch.load`` restricted to tensors and plain Python containers (``weights_only=True``).
 

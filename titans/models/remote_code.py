@@ -48,19 +48,23 @@ HEADER = ("# Generated from {source} of the titans package by titans.models.remo
 
 _TRITON_STANDIN = '''\
 """Stand-in for titans.memory.triton: the Triton kernels of the memory scan need the triton package and are not
-part of the bundled code, so the bundled scan always runs the chunk loop with torch (scan.MemoryScan), which
-computes the same values and gradients."""
-import warnings
+part of the bundled code, so the dispatcher (titans_memory_dispatch) always runs the chunk loop with torch
+(scan.MemoryScan), which computes the same values and gradients: "auto" finds no triton, and "triton" falls back
+with a warning that names this reason."""
+NOT_BUNDLED = ("the bundled remote code, which does not include them (install the titans package for them; the "
+               "torch scan computes the same values)")
 
-from .titans_memory_scan import MemoryScan
+
+def triton_import_error():
+    return NOT_BUNDLED
 
 
-def apply_scan(backend, meta, flat):
-    if backend == "triton":
-        warnings.warn("titans: memory.impl='triton' asks for the Triton kernels, which the bundled code does not "
-                      "include (install the titans package for them); using the torch scan (same values)",
-                      stacklevel=2)
-    return MemoryScan.apply(meta, *flat)
+def check_runnable(device):
+    return None
+
+
+def unsupported_reason(spec, flat):
+    return NOT_BUNDLED
 '''
 
 _SELF_STANDIN = '''\

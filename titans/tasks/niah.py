@@ -26,7 +26,6 @@ TASKS = {
 ALIASES = {"passkey": "niah_single_1", "pk": "niah_single_1", "s-niah-1": "niah_single_1",
            "number": "niah_single_2", "n": "niah_single_2", "s-niah-2": "niah_single_2",
            "word": "niah_single_3", "w": "niah_single_3", "uuid": "niah_single_3", "s-niah-3": "niah_single_3"}
-PAPER_COLUMNS = {"niah_single_1": "PK", "niah_single_2": "N", "niah_single_3": "W"}
 VALUE_TYPES = ("numbers", "uuids", "words")
 
 NEEDLE = "One of the special magic {type_v} for {key} is: {value}."

@@ -1,9 +1,10 @@
 """Triton kernels of the memory scan: the GPU path of ``scan.MemoryScan`` (paper eqs. 13-18, chunked).
 
-Contract: ``TritonMemoryScan`` takes exactly the inputs of ``scan.MemoryScan`` (the state-independent coefficients
-of every chunk, computed batched before the loop by ``scan.chunk_coefs``; keys/queries/values per chunk; the
-initial [W | S] state) and returns the same outputs (y of every chunk, the final state) and the gradients of every
-input. ``scan.memory_scan(..., backend=...)`` chooses between them (``apply_scan``):
+Contract: ``TritonMemoryScan`` takes exactly the inputs of ``scan.MemoryScan`` (``scan_spec``: a ``ScanSpec`` and
+the tensors of a ``ScanInputs``: the state-independent coefficients of every chunk, computed batched before the loop
+by ``scan.chunk_coefs``; keys/queries/values per chunk; the initial [W | S] state) and returns the same outputs
+(y of every chunk, the final state) and the gradients of every input. ``memory_scan(..., backend=...)`` chooses
+between them (``dispatch.apply_scan``, which asks this package ``check_runnable`` and ``unsupported_reason``):
     "torch"   scan.MemoryScan (eager or torch.compile'd chunk step);
     "auto"    the kernels on CUDA tensors when triton imports and the call is covered (below), else "torch"
               (MemoryConfig.impl="scan", the default; TITANS_TRITON=0 turns the kernels off);
@@ -23,7 +24,7 @@ Per chunk (b tokens, gradients at the chunk-start state, eq. 16-17; A, B, D, C1,
     update (13-14)   W_l' = Ae W_l + Be S_l - h_l^T (de delta_l),   S_l' = Ee S_l - h_l^T (me delta_l)
     decay target T   (MemoryConfig.decay_target="init", M_t - T = (1 - alpha_t)(M_{t-1} - T) + S_t): W_l' gains
                      (1 - Ae) T_l, a_1 gains (1 - A_1) (x_1 T_1), and a_0 the state-independent
-                     r0 = (1 - A_0) (Q T_0) that scan.memory_scan computes for all chunks beforehand
+                     r0 = (1 - A_0) (Q T_0) that scan.scan_inputs computes for all chunks beforehand
 Where the state lives:
     depth 1  a matrix memory's columns are independent, so each program holds its [d, BC] tiles of W and S in
              registers for the whole chunk loop; column reductions are summed over the tiles by the caller.
@@ -39,8 +40,8 @@ Tested in the interpreter against the torch scan (tests/test_memory_triton.py); 
 gpu-marked tests that scripts/gpu_check.sh runs.
 """
 
-from .op import (TritonMemoryScan, apply_scan, interpreter_enabled, triton_import_error, triton_memory_scan,
+from .op import (TritonMemoryScan, check_runnable, interpreter_enabled, triton_import_error, triton_memory_scan,
                  unsupported_reason)
 
-__all__ = ["TritonMemoryScan", "apply_scan", "triton_memory_scan", "unsupported_reason", "triton_import_error",
+__all__ = ["TritonMemoryScan", "triton_memory_scan", "unsupported_reason", "check_runnable", "triton_import_error",
            "interpreter_enabled"]

@@ -1,15 +1,19 @@
-"""``TritonMemoryScan``: the Triton kernels behind the contract of ``scan.MemoryScan``, and the dispatcher."""
+"""``TritonMemoryScan``: the Triton kernels behind the contract of ``scan.MemoryScan`` (a ``ScanSpec`` and the
+``ScanInputs`` in, the same outputs and gradients out), and what ``dispatch`` asks before choosing them: whether
+triton runs here (``check_runnable``, ``triton_import_error``) and whether the kernels cover a call
+(``unsupported_reason``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
-import warnings
 
 import torch
 from torch import Tensor
 
-from .. import scan as _scan
+from .. import step
+from ..scan_spec import ScanInputs, ScanSpec
 
 ACT_CODES = {"gelu": 0, "silu": 1, "relu": 2, "tanh": 3}
 STATE_DTYPES = (torch.float32, torch.float64)
@@ -19,9 +23,6 @@ MAX_HIDDEN = 512
 COLUMN_TILE = 32  # depth 1: columns of W per program (sm_90 at head_dim 64: 255 registers, ~2 KB spills)
 HIDDEN_TILE = 32  # depth 2: hidden units per tile (sm_90 at head_dim 64: 255 registers, ~3 KB spills in the backward)
 DEFAULT_TILE = None  # tests: one tile width for both
-
-_AUTO_FAILED: list[str] = []  # set once when the kernels cannot run on this GPU: auto-dispatch then stops trying
-_WARNED: set[str] = set()
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,27 +71,26 @@ def _pow2(x: int) -> bool:
     return x >= 1 and x & (x - 1) == 0
 
 
-def unsupported_reason(meta, flat) -> str | None:
+def unsupported_reason(spec: ScanSpec, flat) -> str | None:
     """Why the kernels cannot run this call (None: they can). See the package docstring for what they cover."""
-    depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-    WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
-    d = kq.shape[-1]
-    if depth not in (1, 2):
-        return f"depth {depth} (the kernels cover depth 1 and 2)"
-    if act not in ACT_CODES:
-        return f"activation {act!r}"
-    if not (_pow2(b) and b >= 16):
-        return f"chunk_size {b} (the kernels need a power of two >= 16)"
+    x = ScanInputs.unflatten(flat, spec.depth)
+    d, douts, WS = x.kq.shape[-1], spec.douts, x.WS
+    if spec.depth not in (1, 2):
+        return f"depth {spec.depth} (the kernels cover depth 1 and 2)"
+    if spec.activation not in ACT_CODES:
+        return f"activation {spec.activation!r}"
+    if not (_pow2(spec.chunk_size) and spec.chunk_size >= 16):
+        return f"chunk_size {spec.chunk_size} (the kernels need a power of two >= 16)"
     if not d <= MAX_HEAD_DIM:
         return f"head_dim {d} (the kernels cover head_dim <= {MAX_HEAD_DIM})"
-    if depth == 2 and (douts[1] != d or douts[0] > MAX_HIDDEN):
+    if spec.depth == 2 and (douts[1] != d or douts[0] > MAX_HIDDEN):
         return f"hidden width {douts[0]} (the kernels cover hidden widths <= {MAX_HIDDEN})"
     if WS[0].dtype not in STATE_DTYPES or any(w.dtype != WS[0].dtype for w in WS):
         return f"state dtype {WS[0].dtype} (float32 or float64)"
-    for t in (kq, qb, v, off, r0):
+    for t in (x.kq, x.qb, x.v, x.off, x.r0):
         if t is not None and t.dtype not in INPUT_DTYPES:
             return f"input dtype {t.dtype}"
-    if targets is not None and (coefs[0][0] is None or r0 is None):
+    if x.targets is not None and (not x.decay or x.r0 is None):
         return "a decay target without decay (or without r0)"
     devices = {t.device for t in flat if isinstance(t, Tensor)}
     if len(devices) != 1:
@@ -98,7 +98,8 @@ def unsupported_reason(meta, flat) -> str | None:
     return None
 
 
-def _check_explicit(device: torch.device) -> None:
+def check_runnable(device: torch.device) -> None:
+    """Raise a one-line RuntimeError unless the kernels can run on ``device`` at all (memory impl='triton')."""
     err = triton_import_error()
     if err is not None:
         raise RuntimeError(f"memory impl='triton' needs the triton package ({err}); install it with "
@@ -106,41 +107,6 @@ def _check_explicit(device: torch.device) -> None:
     if device.type != "cuda" and not interpreter_enabled():
         raise RuntimeError(f"memory impl='triton' needs CUDA tensors (got {device.type}) or TRITON_INTERPRET=1 "
                            "(the Triton interpreter, for tests on CPU); use impl='scan' on this device")
-
-
-def _warn_once(msg: str) -> None:
-    if msg not in _WARNED:
-        _WARNED.add(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
-
-
-def apply_scan(backend: str, meta, flat):
-    """Run the chunk loop with the Triton kernels when ``backend`` asks for them and they cover the call, else with
-    ``scan.MemoryScan``. backend: "torch" (never Triton), "auto" (Triton on CUDA tensors when triton imports, the
-    call is covered and TITANS_TRITON is not 0) or "triton" (explicit: errors if Triton cannot run here at all,
-    falls back with a warning naming the reason for a configuration the kernels do not cover)."""
-    if backend == "torch":
-        return _scan.MemoryScan.apply(meta, *flat)
-    device = flat[0].device
-    if backend == "triton":
-        _check_explicit(device)
-        reason = unsupported_reason(meta, flat)
-        if reason is not None:
-            _warn_once(f"titans: the Triton memory kernels do not cover {reason}; using the torch scan for it")
-            return _scan.MemoryScan.apply(meta, *flat)
-        return triton_memory_scan(meta, flat)
-    if backend != "auto":
-        raise ValueError(f"memory scan backend must be 'torch', 'auto' or 'triton', got {backend!r}")
-    if (device.type != "cuda" or os.environ.get("TITANS_TRITON", "1") == "0" or _AUTO_FAILED
-            or triton_import_error() is not None or unsupported_reason(meta, flat) is not None):
-        return _scan.MemoryScan.apply(meta, *flat)
-    try:
-        return triton_memory_scan(meta, flat)
-    except Exception as err:  # noqa: BLE001 - a kernel that does not compile on this GPU: the torch scan is exact
-        _AUTO_FAILED.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-        _warn_once(f"titans: the Triton memory kernels failed on this device ({_AUTO_FAILED[0]}); using the "
-                   "torch scan from now on (set memory.impl=triton to see the full error)")
-        return _scan.MemoryScan.apply(meta, *flat)
 
 
 # ----------------------------------------------------------------------------------------------- the operator
@@ -184,7 +150,7 @@ class _Layer:
             if orig is None or t is None:
                 out.append(None)
                 continue
-            out.append(_scan.S_._sum_to(t, orig).to(orig.dtype) if t.shape != orig.shape else t.to(orig.dtype))
+            out.append(step._sum_to(t, orig).to(orig.dtype) if t.shape != orig.shape else t.to(orig.dtype))
         return out
 
 
@@ -193,8 +159,13 @@ def _targets(targets, r0, decay: bool, dt: torch.dtype, dummy: Tensor):
     if targets is None:
         return False, [dummy, dummy], dummy
     if not decay or r0 is None:
-        raise ValueError("a decay target needs the decay gate and r0 (see scan.memory_scan)")
+        raise ValueError("a decay target needs the decay gate and r0 (see scan.scan_inputs)")
     return True, [t.to(dt).contiguous() for t in targets] + [dummy] * (2 - len(targets)), r0.contiguous()
+
+
+def _named(x: ScanInputs) -> tuple:
+    """The inputs as locals, by name (nothing relies on the order of ScanInputs' fields)."""
+    return x.WS, x.kq, x.qb, x.v, x.off, x.coefs, x.lnw, x.targets, x.r0
 
 
 def _dt_const(dt: torch.dtype):
@@ -204,13 +175,16 @@ def _dt_const(dt: torch.dtype):
 
 
 class TritonMemoryScan(torch.autograd.Function):
-    """Same inputs, outputs and gradients as ``scan.MemoryScan`` (``meta`` and ``flat`` alike); ``tile`` overrides
-    the hidden/column tile width (tests use 16 to exercise several tiles)."""
+    """Same inputs, outputs and gradients as ``scan.MemoryScan`` (``spec`` and ``flat`` alike); ``tile`` overrides
+    the hidden/column tile width (tests use 16 to exercise several tiles); ``dtrue`` is the true head_dim of a call
+    zero-padded to a power of two (the LayerNorm statistics use it)."""
 
     @staticmethod
-    def forward(ctx, meta, tile, dtrue, *flat):
-        depth, momentum, act, eps, b, update_last, group, _compile, douts = meta
-        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten([None if t is None else t.detach() for t in flat], depth)
+    def forward(ctx, spec: ScanSpec, tile, dtrue, *flat):
+        depth, momentum, act, eps, b = spec.depth, spec.momentum, spec.activation, spec.ln_eps, spec.chunk_size
+        update_last, group, douts = spec.update_last, spec.group, spec.douts
+        x = ScanInputs.unflatten([None if t is None else t.detach() for t in flat], depth)
+        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _named(x)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
         K_ = kernels_for(dev)
@@ -221,7 +195,7 @@ class TritonMemoryScan(torch.autograd.Function):
         keep = any(ctx.needs_input_grad)
         n_saved = -(-nc // group) if keep else 0
         y = torch.empty(nc, N, b, d, dtype=dt, device=dev)
-        decay = coefs[0][0] is not None
+        decay = x.decay
         DT = _dt_const(dt)
         TGT, tg, r0k = _targets(targets, r0, decay, dt, dummy)
         if depth == 1:
@@ -246,23 +220,26 @@ class TritonMemoryScan(torch.autograd.Function):
                 ACT=ACT_CODES[act], SAVE=keep, DT=DT, DTRUE=dtrue, TGT=TGT)
         if keep:
             ctx.save_for_backward(*flat, *saved)
-            ctx.meta, ctx.tile, ctx.dtrue, ctx.n_flat, ctx.n_saved = meta, tile, dtrue, len(flat), n_saved
+            ctx.spec, ctx.tile, ctx.dtrue, ctx.n_flat, ctx.n_saved = spec, tile, dtrue, len(flat), n_saved
         return (y, *outs)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, *gstate):
-        depth, momentum, act, eps, b, update_last, group, _compile, douts = ctx.meta
+        spec: ScanSpec = ctx.spec
+        depth, momentum, act, eps, b = spec.depth, spec.momentum, spec.activation, spec.ln_eps, spec.chunk_size
+        update_last, group, douts = spec.update_last, spec.group, spec.douts
         saved_all = ctx.saved_tensors
         flat, saved = saved_all[: ctx.n_flat], saved_all[ctx.n_flat:]
-        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
+        x = ScanInputs.unflatten(flat, depth)
+        WS, kq, qb, v, off, coefs, lnw, targets, r0 = _named(x)
         nc, N, _, d = kq.shape
         dt, dev = WS[0].dtype, kq.device
         K_ = kernels_for(dev)
         dummy = torch.zeros(1, dtype=dt, device=dev)
         layers = [_Layer(co, douts[l], momentum, dt, dummy) for l, co in enumerate(coefs)]
         nc_upd = nc if update_last else nc - 1
-        decay = coefs[0][0] is not None
+        decay = x.decay
         DT = _dt_const(dt)
         TGT, tg, r0k = _targets(targets, r0, decay, dt, dummy)
         # the targets' gradients (accumulated over the chunks, zero on entry) and r0's (one per chunk)
@@ -333,8 +310,9 @@ class TritonMemoryScan(torch.autograd.Function):
             gT = [g.to(t.dtype) for g, t in zip(gtg, targets)]
             gr0 = gr0.to(r0.dtype)
         else:
-            gT, gr0 = [None] * depth, None
-        return (None, None, None, *gWS, gkq, gqb, gv, goff, *[t for layer in gco for t in layer], glnw, *gT, gr0)
+            gT, gr0 = None, None
+        grads = ScanInputs(WS=gWS, kq=gkq, qb=gqb, v=gv, off=goff, coefs=gco, lnw=glnw, targets=gT, r0=gr0)
+        return (None, None, None, *grads.flat())
 
 
 def _next_pow2(x: int) -> int:
@@ -354,11 +332,12 @@ def _pad_rows(t: Tensor, rows: int) -> Tensor:
     return t if t.shape[-2] == rows else torch.nn.functional.pad(t, (0, 0, 0, rows - t.shape[-2]))
 
 
-def _padded(meta, flat):
+def _padded(spec: ScanSpec, flat):
     """The call with head_dim and hidden width zero-padded to powers of two (exact: the padded keys, values, weights
-    and LN scale are zero, sigma(0) = 0, and the LayerNorm statistics use the true width); None if no padding."""
-    depth, momentum, act, eps, b, update_last, group, compile, douts = meta
-    WS, kq, qb, v, off, coefs, lnw, targets, r0 = _scan._unflatten(flat, depth)
+    and LN scale are zero, sigma(0) = 0, and the LayerNorm statistics use the true width): (the padded spec, the
+    padded flat inputs, the true head_dim, the true layer widths); None if no padding."""
+    depth, momentum, douts = spec.depth, spec.momentum, spec.douts
+    WS, kq, qb, v, off, coefs, lnw, targets, r0 = _named(ScanInputs.unflatten(flat, depth))
     d = kq.shape[-1]
     D = _next_pow2(d)
     widths = [D] if depth == 1 else [_next_pow2(douts[0]), D]
@@ -374,21 +353,21 @@ def _padded(meta, flat):
         c1 = _pad_last(C1, wd, parts) if (C1 is not None and (momentum or cw)) else C1
         cop.append((chan(A), chan(B), chan(Dm) if (cw and Dm is not None) else Dm, c1, chan(Be), chan(de), me))
     # decay targets like the W parts of the state (zero: the padded weights stay zero); r0 like layer 0's read
-    tp = [None] * depth if targets is None else [_pad_rows(_pad_last(t, wd), r)
-                                                 for t, wd, r in zip(targets, widths, rows)]
-    flat_p = [*WSp, _pad_last(kq, D), _pad_last(qb, D), _pad_last(v, D), _pad_last(off, D),
-              *[t for layer in cop for t in layer], _pad_last(lnw, D), *tp, _pad_last(r0, widths[0])]
-    return (depth, momentum, act, eps, b, update_last, group, compile, tuple(widths)), flat_p, d, list(douts)
+    tp = None if targets is None else [_pad_rows(_pad_last(t, wd), r) for t, wd, r in zip(targets, widths, rows)]
+    padded = ScanInputs(WS=WSp, kq=_pad_last(kq, D), qb=_pad_last(qb, D), v=_pad_last(v, D), off=_pad_last(off, D),
+                        coefs=cop, lnw=_pad_last(lnw, D), targets=tp, r0=_pad_last(r0, widths[0]))
+    return dataclasses.replace(spec, douts=tuple(widths)), padded.flat(), d, list(douts)
 
 
-def triton_memory_scan(meta, flat, tile: int | None = None):
+def triton_memory_scan(spec: ScanSpec, flat, tile: int | None = None):
     """The kernels without the dispatcher (tests and benchmarks): same results as ``scan.MemoryScan.apply``."""
-    pad = _padded(meta, flat)
+    pad = _padded(spec, flat)
     if pad is None:
-        return TritonMemoryScan.apply(meta, tile, flat[len(meta[-1])].shape[-1], *flat)
-    meta_p, flat_p, d, douts = pad
-    y, *WS = TritonMemoryScan.apply(meta_p, tile, d, *flat_p)
-    parts = 2 if meta[1] else 1
+        d = ScanInputs.unflatten(flat, spec.depth).kq.shape[-1]
+        return TritonMemoryScan.apply(spec, tile, d, *flat)
+    spec_p, flat_p, d, douts = pad
+    y, *WS = TritonMemoryScan.apply(spec_p, tile, d, *flat_p)
+    parts = 2 if spec.momentum else 1
     rows = [d] + douts[:-1]
     WS = [w[..., :r, :] for w, r in zip(WS, rows)]
     WS = [w if w.shape[-1] == parts * do else torch.cat([p[..., :do] for p in w.chunk(parts, dim=-1)], dim=-1)
@@ -396,5 +375,5 @@ def triton_memory_scan(meta, flat, tile: int | None = None):
     return (y[..., :d], *WS)
 
 
-__all__ = ["TritonMemoryScan", "apply_scan", "triton_memory_scan", "unsupported_reason", "triton_import_error",
+__all__ = ["TritonMemoryScan", "triton_memory_scan", "unsupported_reason", "check_runnable", "triton_import_error",
            "interpreter_enabled"]
