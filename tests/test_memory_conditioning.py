@@ -3,7 +3,7 @@
 Every variant and memory preset the configs offer, tiny size, at initialisation, on the bundled validation text:
 - the outer (training) gradient norm at 4K tokens is <= 10 and <= 3x its value at 256 tokens;
 - streamed over 16K tokens, each memory layer's weight norm stays >= 0.5x that of M_0 and the memory
-  LayerNorm's 1 / std stays <= 5;
+  LayerNorm's 1 / std stays <= 5 (or within 1.25x of its value under M_0 where that starts above 5: depth 4);
 - the memory layer's output under bfloat16 autocast is within 5% (relative L2) of float32 over 16K tokens.
 With eq. 13 as printed (``decay_target=zero``) the same checks fail (the last test shows it), which is why the
 default forgets toward M_0.
@@ -111,7 +111,11 @@ def test_memory_weights_keep_their_scale_over_16k_tokens(name):
         if memory.depth == 1 and not memory.init_weights[0].abs().max() > 0:
             continue  # M_0 = 0 (DeltaNet's convention): no scale to keep; the other checks still hold
         assert traj.min_weight_ratio() >= 0.5, f"{name} layer {i}: weights shrink to {traj.min_weight_ratio():.3g}"
-        assert traj.max_ln_rstd() <= 5, f"{name} layer {i}: LayerNorm 1/std reaches {traj.max_ln_rstd():.3g}"
+        # <= 5, or, where M_0 itself starts above 5 (depth 4: each GELU layer at N(0, 1/d_in) shrinks the
+        # activations; 4.9-5.5 from M_0 on), no more than 1.25x its value under M_0: the scale does not drift
+        bound = max(5.0, 1.25 * traj.initial_ln_rstd)
+        assert traj.max_ln_rstd() <= bound, (f"{name} layer {i}: LayerNorm 1/std reaches {traj.max_ln_rstd():.3g} "
+                                             f"(under M_0: {traj.initial_ln_rstd:.3g})")
 
 
 @pytest.mark.slow
@@ -135,7 +139,7 @@ def test_eq13_as_printed_is_what_breaks(tmp_path):
     memory, x = memory_inputs(model, ids[None, :LONG])[0]
     traj = memory_trajectory(memory, x, piece=1024)
     assert long > 100
-    assert traj.min_weight_ratio() < 0.5 and traj.max_ln_rstd() > 5
+    assert traj.min_weight_ratio() < 0.5 and traj.max_ln_rstd() > max(5.0, 1.25 * traj.initial_ln_rstd)
 
 
 @pytest.mark.slow

@@ -23,11 +23,12 @@ from .layer import NeuralMemory
 class Trajectory:
     """Per piece of the stream: ``positions`` (tokens seen), ``weight_ratio[l]`` (mean over samples and heads of
     ||W_l|| / ||M_0,l||) and ``ln_rstd`` (mean 1 / std of the pre-LayerNorm activations of the next piece's keys
-    under the current weights; empty for a matrix memory)."""
+    under the current weights; empty for a matrix memory) and ``initial_ln_rstd`` (the same under M_0)."""
 
     positions: list[int] = field(default_factory=list)
     weight_ratio: list[list[float]] = field(default_factory=list)
     ln_rstd: list[float] = field(default_factory=list)
+    initial_ln_rstd: float = 0.0  # the same at M_0, on the first piece's keys (before any write)
 
     def min_weight_ratio(self) -> float:
         return min(min(r) for r in self.weight_ratio)
@@ -44,6 +45,8 @@ def memory_trajectory(memory: NeuralMemory, x: Tensor, piece: int = 256) -> Traj
     state = memory.init_state(x.shape[0], x.device)
     ref = [w.detach().flatten(1).norm(dim=1) for w in memory.init_weights]  # [H] per layer
     T = x.shape[1]
+    if memory.depth > 1:
+        out.initial_ln_rstd = _ln_rstd(memory, memory.current_weights(state), x[:, :piece])
     for start in range(0, T, piece):
         _, state = memory(x[:, start:start + piece], state)
         out.positions.append(min(T, start + piece))
@@ -51,18 +54,22 @@ def memory_trajectory(memory: NeuralMemory, x: Tensor, piece: int = 256) -> Traj
         out.weight_ratio.append([float((w.flatten(2).norm(dim=2) / r.to(w.dtype).clamp_min(1e-12)).mean())
                                  for w, r in zip(W, ref)])
         if memory.depth > 1 and start + piece < T:
-            _, k, _, _, _ = memory.project(x[:, start + piece:start + 2 * piece], None)
-            B, H, n, D = k.shape
-            h = k.reshape(B * H, n, D)
-            weights = [w.reshape(B * H, *w.shape[2:]).to(h.dtype) for w in W]
-            sigma, _ = mlp.activation(memory.cfg.activation)
-            for i, w in enumerate(weights):
-                h = h @ w
-                if i < len(weights) - 1:
-                    h = sigma(h)
-            rstd = torch.rsqrt(h.var(-1, unbiased=False) + memory.cfg.ln_eps)
-            out.ln_rstd.append(float(rstd.mean()))
+            out.ln_rstd.append(_ln_rstd(memory, W, x[:, start + piece:start + 2 * piece]))
     return out
+
+
+def _ln_rstd(memory: NeuralMemory, W: list[Tensor], x: Tensor) -> float:
+    """Mean 1 / std of the pre-LayerNorm activations of the keys of ``x`` under the weights ``W``."""
+    _, k, _, _, _ = memory.project(x, None)
+    B, H, n, D = k.shape
+    h = k.reshape(B * H, n, D)
+    weights = [w.reshape(B * H, *w.shape[2:]).to(h.dtype) for w in W]
+    sigma, _ = mlp.activation(memory.cfg.activation)
+    for i, w in enumerate(weights):
+        h = h @ w
+        if i < len(weights) - 1:
+            h = sigma(h)
+    return float(torch.rsqrt(h.var(-1, unbiased=False) + memory.cfg.ln_eps).mean())
 
 
 __all__ = ["Trajectory", "memory_trajectory"]
