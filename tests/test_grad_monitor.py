@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from titans.models import build_causal_lm
-from titans.models.param_groups import GROUPS, group_grad_norms, parameter_group
+from titans.models.param_groups import GROUPS, group_grad_norms, parameter_group, total_norm
 from titans.training.grad_monitor import GradNormMonitor
 from titans.training.lit_module import LitCausalLM
 
@@ -23,6 +23,17 @@ def test_every_parameter_of_every_variant_has_a_named_group():
         assert {"memory_gates", "memory_projections", "memory_state"} <= groups or variant == "transformer", groups
         assert {"embeddings", "mlps", "norms"} <= groups
         assert ("attention" in groups) == (variant != "lmm"), (variant, groups)
+
+
+def test_the_total_from_the_groups_is_the_norm_that_clipping_sees():
+    torch.manual_seed(0)
+    model = build_causal_lm("mac", "tiny", vocab_size=64)
+    ids = torch.randint(0, 64, (1, 48))
+    model(input_ids=ids, labels=ids, return_logits=False).loss.backward()
+    clipped = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"), norm_type=2.0)
+    total = total_norm(group_grad_norms(model.named_parameters()))
+    # float32 sums of about 1e6 squares against a float64 sum: relative error a few float32 epsilons
+    assert total == pytest.approx(float(clipped), rel=1e3 * torch.finfo(torch.float32).eps)
 
 
 def test_a_spike_names_the_group_that_grew_against_its_own_median():

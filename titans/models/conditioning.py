@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from titans.memory import NeuralMemory
 
-from .param_groups import group_grad_norms
+from .param_groups import group_grad_norms, total_norm
 
 
 def outer_grad_norm(model: nn.Module, input_ids: Tensor) -> tuple[float, float, dict[str, float]]:
@@ -21,7 +21,7 @@ def outer_grad_norm(model: nn.Module, input_ids: Tensor) -> tuple[float, float, 
     loss = model(input_ids=input_ids, labels=input_ids, return_logits=False).loss
     loss.backward()
     groups = group_grad_norms(model.named_parameters())
-    return float(loss.detach()), sum(v * v for v in groups.values()) ** 0.5, groups
+    return float(loss.detach()), total_norm(groups), groups
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ A group says which part of the architecture a parameter belongs to, whatever the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -50,4 +51,9 @@ def group_grad_norms(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> di
     return {g: float(v.sqrt()) for g, v in squares.items()}
 
 
-__all__ = ["GROUPS", "parameter_group", "group_grad_norms"]
+def total_norm(group_norms: dict[str, float]) -> float:
+    """The L2 norm of all gradients from the norms of disjoint groups (as ``group_grad_norms`` returns them)."""
+    return math.sqrt(sum(v * v for v in group_norms.values()))
+
+
+__all__ = ["GROUPS", "parameter_group", "group_grad_norms", "total_norm"]

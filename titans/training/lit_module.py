@@ -17,7 +17,7 @@ from torchmetrics import MeanMetric, SumMetric
 from titans.models import TitansConfig, TitansForCausalLM
 from titans.models.checkpoint_io import EFFECTIVE_SCHEDULE, checkpoint_model_config, load_lightning_checkpoint
 from titans.models.loss import count_targets
-from titans.models.param_groups import group_grad_norms
+from titans.models.param_groups import group_grad_norms, total_norm
 from titans.training.grad_monitor import GradNormMonitor
 from titans.training.optim import cosine_with_warmup, parameter_groups
 
@@ -162,7 +162,7 @@ class LitCausalLM(L.LightningModule):
         groups = group_grad_norms(self.net.named_parameters())
         if not groups:
             return
-        total = math.sqrt(sum(v * v for v in groups.values()))
+        total = total_norm(groups)
         self.log("train/grad_norm", total, on_step=True, on_epoch=False)
         for name, value in groups.items():
             self.log(f"train/grad_norm/{name}", value, on_step=True, on_epoch=False)
