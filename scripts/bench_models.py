@@ -36,7 +36,7 @@ def _build(args, variant):
     import torch
 
     from titans.models import build_causal_lm
-    from titans.models.config import ATTENTION_VARIANTS
+    from titans.models.variants import variant_spec
 
     torch.manual_seed(0)
     overrides = {}
@@ -44,7 +44,7 @@ def _build(args, variant):
         overrides["segment_len"] = args.segment_len
     if args.window:
         overrides["window"] = args.window
-    if variant not in ATTENTION_VARIANTS:
+    if variant_spec(variant).uses_memory:
         memory = dict(impl=args.impl, compile=args.compile)
         if args.checkpoint_group:
             memory["checkpoint_group"] = args.checkpoint_group

@@ -84,11 +84,11 @@ def build(args, model: str, depth: int | None):
     import torch
 
     from titans.models import build_causal_lm
-    from titans.models.config import ATTENTION_VARIANTS
+    from titans.models.variants import variant_spec
 
     torch.manual_seed(0)
     kwargs = dict(segment_len=args.segment_len, window=args.window)
-    if model not in ATTENTION_VARIANTS:
+    if variant_spec(model).uses_memory:
         kwargs["memory"] = dict(compile=args.compile, **({"depth": depth} if depth else {}))
     # the depth sweep keeps everything but the memory as it is (the SwiGLU of the default LMM): its cost is the
     # memory's; the other sweeps match every model to the Transformer++ parameter count
@@ -172,7 +172,7 @@ def _k(n: int) -> str:
 
 
 def markdown(record: dict) -> str:
-    from titans.eval.paper_results import model_display_name
+    from titans.models.variants import display_name
 
     lines = [f"# Training throughput (tokens/s): {record['device']}, size {record['settings']['size']}, "
              f"{record['settings']['dtype']}, {record['settings']['threads']} thread(s), "
@@ -188,7 +188,7 @@ def markdown(record: dict) -> str:
         header = [f"{b} x {_k(n)}" if sweep == "batch_x_length" else _k(n) for b, n in shapes_]
         lines += ["", f"## {sweep}", "", "| model | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
         for key in dict.fromkeys((r["model"], r.get("depth")) for r in rows):
-            name = model_display_name(key[0]) + (f" depth {key[1]}" if key[1] else "")
+            name = display_name(key[0]) + (f" depth {key[1]}" if key[1] else "")
             cells = []
             for shape in shapes_:
                 hit = [r for r in rows if (r["model"], r.get("depth")) == key and (r.get("batch"), r.get("length"))

@@ -11,9 +11,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from titans.layers import KVCache
-from titans.memory import MemoryConfig, MemoryState
-from titans.models import (TITANS_VARIANTS, VARIANTS, MACState, MAGState, TitansCache, TitansConfig, TitansForCausalLM,
+from titans.memory import MemoryConfig
+from titans.models import (BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansCache, TitansConfig, TitansForCausalLM,
                            build_causal_lm, output_cache)
 from titans.models.config import MEMORY_PRESETS
 from numerics import assert_within_reference_error, float64_copy
@@ -81,7 +80,7 @@ def _tensors(state) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_block_keeps_a_typed_state_that_the_next_step_leaves_unchanged(variant):
-    expected = {"attn": KVCache, "swa": KVCache, "lmm": MemoryState, "mag": MAGState, "mac": MACState}
+    expected = {kind: block.state for kind, block in BLOCK_TYPES.items()}  # tests/test_models_variants_registry.py
     model, x = tiny(variant), tokens(batch=1, length=9)
     with torch.no_grad():
         cache = output_cache(model(x[:, :6], use_cache=True))

@@ -18,14 +18,15 @@ from pathlib import Path
 from titans.eval.results import REPO_ROOT, git_commit, package_version, read_record
 from titans.models import SIZES
 from titans.models.checkpoint_io import EFFECTIVE_SCHEDULE, load_lightning_checkpoint
+from titans.models.variants import BLOCK_TYPES, VARIANTS
 
 RESULTS_DIR = REPO_ROOT / "experiments" / "results"
-VARIANT_NAMES = {
-    "mac": "Titans MAC (memory as a context)", "mag": "Titans MAG (memory as a gate)",
-    "mal": "Titans MAL (memory as a layer)", "lmm": "Titans LMM (the neural memory alone)",
-    "transformer": "Transformer++ (baseline)", "swa": "sliding-window attention (baseline)",
-    "deltanet": "DeltaNet (baseline)", "gated_deltanet": "Gated DeltaNet (baseline)", "ttt": "TTT (baseline)",
-}
+
+
+def variant_description(variant: str) -> str:
+    """The card's phrase for a variant (``VariantSpec.description``), or its name if it is not registered."""
+    spec = VARIANTS.get(variant)
+    return spec.description if spec is not None else variant
 
 
 def _size_name(config) -> str | None:
@@ -95,16 +96,17 @@ def _architecture(model) -> str:
     size = _size_name(config)
     shape = f"{config.n_layers} blocks x {config.d_model} wide x {config.n_heads} heads, SwiGLU {config.ffn_dim}"
     rows = [
-        ("architecture", f"{VARIANT_NAMES.get(config.variant, config.variant)}; variant `{config.variant}`"),
+        ("architecture", f"{variant_description(config.variant)}; variant `{config.variant}`"),
         ("blocks", ", ".join(config.block_types)),
         ("parameters", f"{n_params:,} ({n_params - n_embed:,} without the input embedding)"),
         ("size", f"`{size}`: {shape}" if size else shape),
         ("vocabulary", f"{config.vocab_size:,}"),
         ("training length", f"{config.max_position_embeddings:,} tokens (`max_position_embeddings`)"),
     ]
-    if config.variant == "mac":
+    blocks = [BLOCK_TYPES[b] for b in config.block_types if b in BLOCK_TYPES]
+    if any(block.uses_segment for block in blocks):
         rows.append(("segment", f"{config.segment_len} tokens"))
-    if any(b in ("swa", "mag") for b in config.block_types):
+    if any(block.uses_window for block in blocks):
         rows.append(("attention window", f"{config.window} tokens"))
     rows.append(("persistent tokens", config.n_persistent))
     memory = config.memory
@@ -213,7 +215,7 @@ tags:
 
 # {Path(name).name}
 
-A {VARIANT_NAMES.get(config.variant, config.variant)} language model trained with the titans project, an
+A {variant_description(config.variant)} language model trained with the titans project, an
 implementation of "Titans: Learning to Memorize at Test Time" (Behrouz, Zhong, Mirrokni): a neural long-term memory
 that keeps learning at test time, combined with attention. Code: {code}.
 

@@ -125,15 +125,6 @@ FIGURE7_MODELS = ['LMM (L_M=1)', 'LMM (L_M=2)', 'LMM (L_M=3)', 'LMM (L_M=4)', 'M
 FIGURE9_MODELS = ['Transformer++', 'Mamba2', 'Gated DeltaNet', 'Titans (LMM)', 'Titans (MAC)', 'Titans (MAG)',
                   'Titans (MAL)']
 
-#: our variants under the paper's names
-MODEL_NAMES = {"transformer": "Transformer++", "swa": "SWA", "deltanet": "DeltaNet", "gated_deltanet": "Gated DeltaNet",
-               "ttt": "TTT", "lmm": "Titans (LMM)", "mac": "Titans (MAC)", "mag": "Titans (MAG)", "mal": "Titans (MAL)"}
-
-
-def model_display_name(variant: str) -> str:
-    return MODEL_NAMES.get(variant, variant)
-
-
 TABLE2_COLUMNS = [f"{task} {length}" for task in ("PK", "N", "W") for length in ("2K", "4K", "8K", "16K")]
 TABLE1_SCALES = list(TABLE1)
 

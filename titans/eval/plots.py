@@ -129,7 +129,7 @@ def perplexity_plot(results: dict, path: str | Path, title: str | None = None) -
 def throughput_plot(record: dict, path: str | Path, title: str | None = None) -> Path:
     """Training tokens/s: against the sequence length, as batch x length at a fixed token count (the paper's
     Figure 9) and against the length for each memory depth (Figure 8); one panel per sweep in ``record``."""
-    from titans.eval.paper_results import model_display_name
+    from titans.models.variants import display_name
 
     plt = _pyplot()
     sweeps = [s for s in ("length", "batch_x_length", "depth") if any(r["sweep"] == s for r in record["results"])]
@@ -140,7 +140,7 @@ def throughput_plot(record: dict, path: str | Path, title: str | None = None) ->
         rows = [r for r in record["results"] if r["sweep"] == sweep and "tok_s" in r]
         for key in dict.fromkeys((r["model"], r.get("depth")) for r in rows):
             line = sorted((r for r in rows if (r["model"], r.get("depth")) == key), key=lambda r: r["length"])
-            label = f"depth {key[1]}" if sweep == "depth" else model_display_name(key[0])
+            label = f"depth {key[1]}" if sweep == "depth" else display_name(key[0])
             ax.plot([r["length"] for r in line], [r["tok_s"] for r in line], marker="o", label=label)
         lengths = sorted({r["length"] for r in rows})
         ax.set_xscale("log", base=2)

@@ -79,19 +79,19 @@ class Identity:
 def identify(model: dict) -> Identity:
     """The Identity of a record's ``model`` entry (class, config)."""
     from titans.memory import MemoryConfig
-    from titans.models.config import MEMORY_PRESETS
+    from titans.models.variants import VARIANTS, display_name
 
     config = model.get("config") or {}
     variant = config.get("variant")
     if variant is None:
         return Identity(None, model.get("class") or "model")
-    name = paper.model_display_name(variant)
+    name, spec = display_name(variant), VARIANTS.get(variant)
     memory = config.get("memory")
-    if variant not in MEMORY_PRESETS or not isinstance(memory, dict):
+    if spec is None or spec.memory_preset is None or not isinstance(memory, dict):
         return Identity(variant, name)
-    preset = MemoryConfig.preset(MEMORY_PRESETS[variant]).to_dict()
+    preset = MemoryConfig.preset(spec.memory_preset).to_dict()
     changes = {k for k in TABLE5_FIELDS if k in memory and memory[k] != preset[k]}
-    if variant in ("lmm", "mac", "mag", "mal") and config.get("n_persistent") == 0:
+    if spec.n_persistent and config.get("n_persistent") == 0:  # a variant with persistent tokens run without
         changes.add("n_persistent")
     return Identity(variant, name, frozenset(changes), memory.get("depth"))
 
@@ -753,6 +753,8 @@ def _throughput_records(inputs: ReportInputs) -> list[dict]:
 
 
 def _throughput_rows(inputs: ReportInputs, sweeps: tuple[str, ...]) -> list[OurRow]:
+    from titans.models.variants import display_name
+
     rows = []
     for record in _throughput_records(inputs):
         settings = record.get("settings", {})
@@ -762,7 +764,7 @@ def _throughput_rows(inputs: ReportInputs, sweeps: tuple[str, ...]) -> list[OurR
             results = [r for r in record.get("results", []) if r.get("sweep") == sweep and "tok_s" in r]
             for key in dict.fromkeys((r["model"], r.get("depth")) for r in results):
                 line = [r for r in results if (r["model"], r.get("depth")) == key]
-                name = f"LMM (L_M={key[1]})" if sweep == "depth" else paper.model_display_name(key[0])
+                name = f"LMM (L_M={key[1]})" if sweep == "depth" else display_name(key[0])
                 values = {(f"{length_label(r['length'])} x {r['batch']}" if sweep == "batch_x_length"
                            else length_label(r["length"])): r["tok_s"] for r in line}
                 rows.append(OurRow(name, values, scale, None, [str(record.get("created_utc", ""))[:10]],

@@ -8,12 +8,21 @@
 
 from __future__ import annotations
 
-from titans.eval.paper_results import TABLE3_DATASETS, TABLE4_TASKS
+from titans.eval.paper_results import TABLE3_DATASETS, TABLE3_MODELS, TABLE4_TASKS
+from titans.models.variants import VARIANTS
 
 HORIZONS = (96, 192, 336, 720)
 #: dataset part of an experiment name -> Table 3 column
 DATASET_NAMES = {name.lower(): name for name in TABLE3_DATASETS}
-MODEL_NAMES = {"lmm": "Neural Memory", "dlinear": "DLinear"}
+
+
+def forecaster_name(model: str) -> str:
+    """Table 3's name of the model part of an experiment name: a variant's ``VariantSpec.forecasting_name`` (lmm ->
+    "Neural Memory"), else the paper's baseline of that name (dlinear -> "DLinear"), else the name itself."""
+    spec = VARIANTS.get(model)
+    if spec is not None and spec.forecasting_name:
+        return spec.forecasting_name
+    return next((name for name in TABLE3_MODELS if name.lower() == model.lower()), model)
 
 
 def table3_entry(record: dict) -> tuple[str, str, tuple[float, float] | None]:
@@ -22,7 +31,7 @@ def table3_entry(record: dict) -> tuple[str, str, tuple[float, float] | None]:
     average = record.get("average")
     complete = set(record.get("horizons", {})) == {str(h) for h in HORIZONS}
     value = (average["test/mse"], average["test/mae"]) if average and complete else None
-    return DATASET_NAMES.get(dataset, dataset), f"ours: {MODEL_NAMES.get(model, model)}", value
+    return DATASET_NAMES.get(dataset, dataset), f"ours: {forecaster_name(model)}", value
 
 
 def table4_entry(record: dict) -> tuple[str, dict[str, float]]:

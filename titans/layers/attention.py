@@ -1,6 +1,6 @@
 """Multi-head attention with RoPE and a KV cache: full causal (Transformer++) or sliding window
 with an always-visible persistent prefix (SWA, MAG, MAL). MAC's per-segment attention reuses the
-projections of this module (see titans.models.mixers)."""
+projections of this module (see titans.models.variants.mac)."""
 import torch
 from torch import nn
 

@@ -1,7 +1,8 @@
 """Architectures: Titans MAC / MAG / MAL / LMM, Transformer++, SWA, and the linear-memory baselines.
 
 Every variant is a stack of one Llama-style macro block (pre-norm RMSNorm, residuals, SwiGLU MLP, RoPE
-in attention) whose token mixer differs (``TitansConfig.block_types``):
+in attention) whose token mixer differs (``TitansConfig.block_types``). Each variant is one module of
+titans.models.variants (its mixer, state and ``VariantSpec``), registered in ``VARIANTS``:
 
     transformer   attn (full causal)            swa   swa (sliding window)
     lmm, deltanet, gated_deltanet, ttt   lmm (NeuralMemory; the baselines use MemoryConfig.preset)
@@ -28,8 +29,9 @@ Decisions where the paper is silent (docs/design.md has them all, with the reaso
 """
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from .cache import MACState, MAGState, TitansCache
-from .config import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, TitansConfig
+from .cache import TitansCache
+from .config import TitansConfig
+from .variants import BLOCK_TYPES, TITANS_VARIANTS, VARIANTS, MACState, MAGState, VariantSpec
 from .modeling import TitansForCausalLM, TitansModel, TitansPreTrainedModel, output_cache
 from .sizes import NOMINAL_PARAMS, SIZES, build_causal_lm, build_config, count_params, matched_ffn_dim, nominal_params
 
@@ -41,5 +43,5 @@ AutoModelForCausalLM.register(TitansConfig, TitansForCausalLM, exist_ok=True)
 __all__ = [
     "TitansConfig", "TitansForCausalLM", "TitansModel", "TitansPreTrainedModel", "TitansCache", "MAGState", "MACState",
     "build_causal_lm", "build_config", "count_params", "matched_ffn_dim", "nominal_params", "SIZES", "NOMINAL_PARAMS",
-    "VARIANTS", "TITANS_VARIANTS", "BLOCK_TYPES", "output_cache",
+    "VARIANTS", "TITANS_VARIANTS", "BLOCK_TYPES", "VariantSpec", "output_cache",
 ]

@@ -5,7 +5,7 @@ from titans.layers import RMSNorm, SwiGLU
 
 from .cache import MixerState
 from .config import TitansConfig
-from .mixers import SeqContext, build_mixer
+from .variants import SeqContext, build_mixer
 
 
 class Block(nn.Module):
@@ -20,7 +20,7 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim)
 
     def forward(self, x, ctx: SeqContext, state: MixerState | None) -> tuple:
-        """(block output, the mixer's new state); ``state`` None starts a sequence (see titans.models.mixers)."""
+        """(block output, the mixer's new state); ``state`` None starts a sequence (see titans.models.variants.base)."""
         y, state = self.mixer(self.mixer_norm(x), ctx, state)
         x = x + y
         return x + self.mlp(self.mlp_norm(x)), state

@@ -1,6 +1,7 @@
 """Generation cache for TitansForCausalLM, passed through ``past_key_values`` (or ``cache``, transformers 5.x).
 
-Each block's token mixer keeps one typed state that continues its sequence:
+Each block's token mixer keeps one typed state that continues its sequence (its ``BlockType.state``, defined in its
+variant module, titans.models.variants):
   attn   KVCache over all tokens (full attention: grows with the sequence)
   swa    KVCache bounded to the window, plus the persistent-prefix keys (always visible)
   lmm    MemoryState (weights, momentum, conv cache, partial-chunk buffer)
@@ -16,17 +17,13 @@ each block's new state into it, and ``reorder_cache`` & co. act in place, as Hug
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Protocol
 
 import torch
 
-from titans.layers import KVCache
-from titans.memory import MemoryState, ReadState
 
-
-def _map_value(value, fn: Callable[[torch.Tensor], torch.Tensor]):
+def map_value(value, fn: Callable[[torch.Tensor], torch.Tensor]):
+    """``fn`` applied to a tensor, ``value.map(fn)`` for a state, None kept."""
     if value is None:
         return None
     if isinstance(value, torch.Tensor):
@@ -34,42 +31,11 @@ def _map_value(value, fn: Callable[[torch.Tensor], torch.Tensor]):
     return value.map(fn)
 
 
-@dataclass(frozen=True)
-class MAGState:
-    """Memory as a gate: the sliding-window attention's cache and the memory's state."""
+class MixerState(Protocol):
+    """The state one block's mixer carries from call to call (each variant module defines its own; see
+    ``BlockType.state``): a value whose ``map(fn)`` returns a copy with ``fn`` applied to every tensor."""
 
-    kv: KVCache
-    memory: MemoryState
-
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "MAGState":
-        return MAGState(kv=self.kv.map(fn), memory=self.memory.map(fn))
-
-
-@dataclass(frozen=True)
-class MACState:
-    """Memory as a context (see MACMixer).
-
-    memory   the write stream after every token so far (M, S carried from segment to segment)
-    read     the current segment's read stream: M as it stood at the segment's start, and the query conv cache
-             (continued across segments); None before the first segment
-    kv_h     keys/values of the current segment's retrieved rows h
-    kv_seg   keys/values of the current segment's tokens
-    k_prefix, v_prefix   keys/values of the persistent tokens (None without them)
-    """
-
-    memory: MemoryState
-    read: ReadState | None = None
-    kv_h: KVCache = field(default_factory=KVCache)
-    kv_seg: KVCache = field(default_factory=KVCache)
-    k_prefix: torch.Tensor | None = None
-    v_prefix: torch.Tensor | None = None
-
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "MACState":
-        return MACState(**{f.name: _map_value(getattr(self, f.name), fn) for f in dataclasses.fields(self)})
-
-
-#: the state one block's mixer carries from call to call
-MixerState = Union[KVCache, MemoryState, MAGState, MACState]
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "MixerState": ...
 
 
 class TitansCache:
@@ -90,7 +56,7 @@ class TitansCache:
 
     def apply_(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TitansCache":
         """Replace every block's state by its ``map(fn)``, in place."""
-        self.layers = [_map_value(state, fn) for state in self.layers]
+        self.layers = [map_value(state, fn) for state in self.layers]
         return self
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> "TitansCache":

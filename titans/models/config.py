@@ -9,25 +9,16 @@ from transformers import PretrainedConfig
 
 from titans.memory import MemoryConfig
 
-#: variants whose blocks use the neural memory, and the MemoryConfig preset each one starts from
-MEMORY_PRESETS = {
-    "mac": "titans", "mag": "titans", "mal": "titans", "lmm": "titans",
-    "deltanet": "deltanet", "gated_deltanet": "gated_deltanet", "ttt": "ttt",
-}
-TITANS_VARIANTS = ("mac", "mag", "mal", "lmm")
-ATTENTION_VARIANTS = ("transformer", "swa")
-VARIANTS = TITANS_VARIANTS + ATTENTION_VARIANTS + ("deltanet", "gated_deltanet", "ttt")
-#: token mixers a block can hold (see titans.models.mixers)
-BLOCK_TYPES = ("attn", "swa", "lmm", "mag", "mac")
-
-
-def default_block_types(variant: str, n_layers: int) -> list[str]:
-    """The layer pattern of each variant. MAL (Samba-like): memory block, then SWA block, repeated
-    (an odd count ends with a memory block)."""
-    if variant == "mal":
-        return ["lmm" if i % 2 == 0 else "swa" for i in range(n_layers)]
-    kind = {"transformer": "attn", "swa": "swa", "mag": "mag", "mac": "mac"}.get(variant, "lmm")
-    return [kind] * n_layers
+# the variants are defined in the registry, titans.models.variants; these names of it stay importable from here
+from .variants import (  # noqa: F401
+    ATTENTION_VARIANTS,
+    BLOCK_TYPES,
+    MEMORY_PRESETS,
+    TITANS_VARIANTS,
+    VARIANTS,
+    default_block_types,
+    variant_spec,
+)
 
 
 class TitansConfig(PretrainedConfig):
@@ -35,18 +26,21 @@ class TitansConfig(PretrainedConfig):
 
     variant        mac | mag | mal | lmm (Titans), transformer (Transformer++) | swa (attention
                    baselines), deltanet | gated_deltanet | ttt (linear-memory baselines = the LMM
-                   variant with ``MemoryConfig.preset(variant)``).
+                   variant with ``MemoryConfig.preset(variant)``): a name of ``VARIANTS``
+                   (titans.models.variants, where each one's defaults below are declared).
     d_model, n_layers, n_heads   width, number of blocks, attention heads.
     ffn_dim        SwiGLU hidden width; default ``ffn_mult * d_model`` rounded up to a multiple of
                    ``ffn_multiple_of``. ``build_causal_lm`` sets it so that every variant matches the
                    Transformer++ parameter count of its size.
     segment_len    MAC segment length (tokens). window: sliding-window size (SWA, MAG, MAL).
-    n_persistent   learned persistent tokens prepended to the input (paper eq. 19); default 128 for
-                   the Titans variants, 0 for the baselines.
+    n_persistent   learned persistent tokens prepended to the input (paper eq. 19); default the
+                   variant's (``VariantSpec.n_persistent``: 128 for the Titans variants, 0 for the baselines).
     memory         the memory of the memory blocks: a MemoryConfig (taken as it is), or a dict of MemoryConfig
-                   fields that change the variant's preset (``MEMORY_PRESETS``; this is how config.json stores it).
+                   fields that change the variant's preset (``VariantSpec.memory_preset``; this is how
+                   config.json stores it).
                    ``num_heads`` None = ``n_heads``. None (and ignored) for variants without memory blocks.
-    block_types    the token mixer of each block (attn, swa, lmm, mag, mac); default from the variant.
+    block_types    the token mixer of each block (``BLOCK_TYPES``: attn, swa, lmm, mag, mac); default the
+                   variant's pattern (``VariantSpec.blocks``).
     tie_embeddings share the input embedding with the LM head.
     loss_chunk_size  tokens per block of the fused LM-head cross-entropy (``forward(..., return_logits=False)``).
     """
@@ -76,8 +70,7 @@ class TitansConfig(PretrainedConfig):
         loss_chunk_size: int = 256,
         **kwargs,
     ):
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+        spec = variant_spec(variant)
         for name, value in dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                 segment_len=segment_len, window=window, loss_chunk_size=loss_chunk_size).items():
             if int(value) < 1:
@@ -97,15 +90,15 @@ class TitansConfig(PretrainedConfig):
         self.segment_len = segment_len
         self.window = window
         if n_persistent is None:
-            n_persistent = 128 if variant in TITANS_VARIANTS else 0
+            n_persistent = spec.n_persistent
         if n_persistent < 0:
             raise ValueError(f"n_persistent must be >= 0, got {n_persistent}")
         self.n_persistent = n_persistent
         if block_types is None:
-            block_types = default_block_types(variant, n_layers)
+            block_types = spec.block_types(n_layers)
         block_types = list(block_types)
         if len(block_types) != n_layers or any(b not in BLOCK_TYPES for b in block_types):
-            raise ValueError(f"block_types must list {n_layers} entries from {BLOCK_TYPES}, got {block_types}")
+            raise ValueError(f"block_types must list {n_layers} entries from {list(BLOCK_TYPES)}, got {block_types}")
         self.block_types = block_types
         self.memory = self._memory_config(variant, n_heads, memory) if self.uses_memory else None
         self.tie_embeddings = tie_embeddings
@@ -121,7 +114,7 @@ class TitansConfig(PretrainedConfig):
     def _memory_config(variant: str, n_heads: int, memory: MemoryConfig | dict | None) -> MemoryConfig:
         if not isinstance(memory, MemoryConfig):
             fields = {"num_heads": n_heads, **(memory or {})}
-            memory = MemoryConfig.preset(MEMORY_PRESETS.get(variant, "titans"), **fields)
+            memory = MemoryConfig.preset(VARIANTS[variant].memory_preset or "titans", **fields)
         if memory.num_heads is None:
             memory = dataclasses.replace(memory, num_heads=n_heads)
         return memory
@@ -135,7 +128,7 @@ class TitansConfig(PretrainedConfig):
 
     @property
     def uses_memory(self) -> bool:
-        return any(b in ("lmm", "mag", "mac") for b in self.block_types)
+        return any(BLOCK_TYPES[b].uses_memory for b in self.block_types)
 
     # names some Hugging Face utilities look for
     @property

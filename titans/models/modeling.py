@@ -14,7 +14,7 @@ from .block import Block
 from .cache import TitansCache
 from .config import TitansConfig
 from .loss import IGNORE_INDEX, linear_cross_entropy, next_token_targets
-from .mixers import SeqContext
+from .variants import SeqContext
 
 # transformers 5.x renamed the cache of model outputs and of generate()'s model kwargs from ``past_key_values`` to
 # ``cache``; 4.x only knows ``past_key_values``. Outputs are built with the installed version's name and both
@@ -115,7 +115,7 @@ class TitansModel(TitansPreTrainedModel):
         seen = cache.seen_tokens if cache is not None else 0
         n_tokens = x.shape[1]
         n_prefix = self.config.n_persistent if seen == 0 else 0
-        if n_prefix:
+        if n_prefix:  # the persistent tokens P (eq. 19), once per sequence: [P | x] (eqs. 22, 26, 29)
             x = torch.cat([self.persistent.to(x.dtype).expand(x.shape[0], -1, -1), x], 1)
         start = 0 if seen == 0 else self.config.n_persistent + seen
         positions = torch.arange(start, start + x.shape[1], device=x.device)
