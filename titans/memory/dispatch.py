@@ -17,7 +17,7 @@ from torch import Tensor
 from .scan import MemoryScan, scan_inputs, scan_outputs
 from .scan_spec import ScanSpec
 
-BACKENDS = ("torch", "auto", "triton")
+BACKENDS = ("torch", "auto", "triton", "fused_cpu")
 
 _AUTO_FAILED: list[str] = []  # set once when the kernels cannot run on this GPU: auto-dispatch then stops trying
 _WARNED: set[str] = set()
@@ -51,7 +51,9 @@ def apply_scan(backend: str, spec: ScanSpec, flat: list):
     if backend == "torch":
         return MemoryScan.apply(spec, *flat)
     if backend not in BACKENDS:
-        raise ValueError(f"memory scan backend must be 'torch', 'auto' or 'triton', got {backend!r}")
+        raise ValueError(f"memory scan backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "fused_cpu":
+        return _fused_cpu_or_torch(spec, flat)
     from . import triton as kernels
 
     device = flat[0].device
@@ -72,6 +74,21 @@ def apply_scan(backend: str, spec: ScanSpec, flat: list):
         _warn_once(f"titans: the Triton memory kernels failed on this device ({_AUTO_FAILED[0]}); using the "
                    "torch scan from now on (set memory.impl=triton to see the full error)")
         return MemoryScan.apply(spec, *flat)
+
+
+def _fused_cpu_or_torch(spec: ScanSpec, flat: list):
+    """The fused CPU kernel (``fused_cpu``) when it covers the call and builds here, else the torch scan (with one
+    warning naming the reason)."""
+    from . import fused_cpu
+
+    reason = fused_cpu.unsupported_reason(spec, flat)
+    if reason is None:
+        err = fused_cpu.build_error()
+        if err is None:
+            return fused_cpu.fused_cpu_scan(spec, flat)
+        reason = f"this machine ({err})"
+    _warn_once(f"titans: the fused CPU memory kernel does not cover {reason}; using the torch scan for it")
+    return MemoryScan.apply(spec, *flat)
 
 
 def _warn_once(msg: str) -> None:
