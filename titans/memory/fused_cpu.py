@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -29,7 +30,7 @@ from torch import Tensor
 from .scan_spec import N_COEFS, ScanInputs, ScanSpec
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_scan.cpp"
-FLAGS = ["-O3", "-std=c++17", "-fPIC", "-shared", "-fopenmp"]
+FLAGS = ["-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fopenmp"]
 MAX_DEPTH = 4  # MAXL in the C++ source
 ACTIVATION_CODES = {"gelu": 0, "silu": 1, "relu": 2, "tanh": 3}
 _N_IN = MAX_DEPTH + 6 + N_COEFS * MAX_DEPTH + MAX_DEPTH  # pointer slots of one ScanInputs in the C++ layout
@@ -78,12 +79,21 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), platform.processor())
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
 def _build() -> Path:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         raise OSError("no C++ compiler found (set $CXX or install g++)")
     src = SOURCE.read_bytes()
-    key = hashlib.sha256(src + " ".join([cxx, *FLAGS]).encode()).hexdigest()[:16]
+    # -march=native: the library is specific to this CPU, so its features are part of the cache key
+    key = hashlib.sha256(src + " ".join([cxx, *FLAGS, _cpu_flags()]).encode()).hexdigest()[:16]
     out = _cache_dir() / f"titans_fused_scan_{key}.so"
     if out.exists():
         return out
@@ -177,15 +187,17 @@ class FusedCpuScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: ScanSpec, *flat):
+        # (few ATen calls: contiguous() of a contiguous tensor and torch.empty issue one or none)
         shapes = _full_shapes(spec, ScanInputs.unflatten(flat, spec.depth))
-        ins = [None if t is None else t.detach().expand(s).contiguous() for t, s in zip(flat, shapes)]
+        ins = [None if t is None else (t if t.shape == s else t.expand(s)).contiguous() for t, s in zip(flat, shapes)]
         x = ScanInputs.unflatten(ins, spec.depth)
         nc, N, b2, d = x.kq.shape
         keep = any(ctx.needs_input_grad)
-        y = x.kq.new_empty(nc, N, b2 // 2, spec.douts[-1])
-        WS = [torch.empty_like(w) for w in x.WS]
+        dt = x.kq.dtype
+        y = torch.empty(nc, N, b2 // 2, spec.douts[-1], dtype=dt)
+        WS = [torch.empty(w.shape, dtype=dt) for w in x.WS]
         n_saved = -(-nc // spec.group)
-        saved = [x.kq.new_empty(n_saved, *w.shape) for w in x.WS] if keep else []
+        saved = [torch.empty(n_saved, *w.shape, dtype=dt) for w in x.WS] if keep else []
         pad = [None] * (MAX_DEPTH - spec.depth)
         suffix = "f64" if x.kq.dtype == torch.float64 else "f32"
         ints = _ints(spec, x)
@@ -208,17 +220,17 @@ class FusedCpuScan(torch.autograd.Function):
         ins = [next(it) if p else None for p in ctx.present]
         saved = list(it)
         x = ScanInputs.unflatten(ins, spec.depth)
-        grads = [None if t is None else torch.zeros_like(t) for t in ins]
-        for g_ws, g in zip(grads[: spec.depth], gstate):  # the final state's gradient, updated in place
-            if g is not None:
-                g_ws.copy_(g)
+        grads = [None if t is None else torch.empty(t.shape, dtype=t.dtype) for t in ins]  # zeroed by the kernel
+        for i, g in enumerate(gstate):  # the final state's gradient, updated in place by the kernel
+            grads[i] = torch.zeros(ins[i].shape, dtype=ins[i].dtype) if g is None else g.clone(
+                memory_format=torch.contiguous_format)
         pad = [None] * (MAX_DEPTH - spec.depth)
         suffix = "f64" if x.kq.dtype == torch.float64 else "f32"
         with torch.profiler.record_function("titans::fused_scan_backward"):
             _call(f"titans_scan_backward_{suffix}", _ints(spec, x), spec.ln_eps,
                   [*_slots(spec, ins), *_slots(spec, grads), *saved, *pad, gy.contiguous()],
                   torch.get_num_threads())
-        out = [None if g is None or not need else g.sum_to_size(shape)
+        out = [None if g is None or not need else g if g.shape == shape else g.sum_to_size(shape)
                for g, shape, need in zip(grads, ctx.in_shapes, ctx.needs_input_grad[1:])]
         return (None, *out)
 

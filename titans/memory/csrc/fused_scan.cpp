@@ -18,81 +18,88 @@ enum Act { GELU = 0, SILU = 1, RELU = 2, TANH = 3 };
 
 // ------------------------------------------------------------------------------------------ small dense helpers
 // C[m, n] (+)= alpha * op(A)[m, k] op(B)[k, n]; row-major with leading dimensions; acc: add to C.
+// The inner loop runs over a contiguous row of B (op(B) = B^T is copied transposed first), so it vectorises;
+// every C[i, j] is summed over p in order.
 template <typename T>
 void gemm(int m, int n, int k, const T* A, int lda, bool ta, const T* B, int ldb, bool tb, T* C, int ldc,
           T alpha, bool acc) {
+  static thread_local std::vector<T> bt;
+  if (tb) {  // B is [n, k]: make op(B) = B^T a contiguous [k, n]
+    bt.resize((size_t)k * n);
+    for (int j = 0; j < n; ++j)
+      for (int p = 0; p < k; ++p) bt[(size_t)p * n + j] = B[(size_t)j * ldb + p];
+    B = bt.data();
+    ldb = n;
+  }
   if (!acc)
     for (int i = 0; i < m; ++i) std::memset(C + (size_t)i * ldc, 0, sizeof(T) * n);
-  if (!tb) {
-    for (int i = 0; i < m; ++i) {
-      T* c = C + (size_t)i * ldc;
-      for (int p = 0; p < k; ++p) {
-        const T a = alpha * (ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]);
-        const T* b = B + (size_t)p * ldb;
-        for (int j = 0; j < n; ++j) c[j] += a * b[j];
-      }
-    }
-  } else {
-    for (int i = 0; i < m; ++i) {
-      T* c = C + (size_t)i * ldc;
+  auto a_at = [&](int i, int p) { return alpha * (ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]); };
+  int i = 0;
+  for (; i + 4 <= m; i += 4) {  // four rows of C per pass over B
+    T* __restrict__ c0 = C + (size_t)i * ldc;
+    T* __restrict__ c1 = c0 + ldc;
+    T* __restrict__ c2 = c1 + ldc;
+    T* __restrict__ c3 = c2 + ldc;
+    for (int p = 0; p < k; ++p) {
+      const T a0 = a_at(i, p), a1 = a_at(i + 1, p), a2 = a_at(i + 2, p), a3 = a_at(i + 3, p);
+      const T* __restrict__ b = B + (size_t)p * ldb;
       for (int j = 0; j < n; ++j) {
-        const T* b = B + (size_t)j * ldb;
-        T s = 0;
-        if (!ta) {
-          const T* a = A + (size_t)i * lda;
-          for (int p = 0; p < k; ++p) s += a[p] * b[p];
-        } else {
-          for (int p = 0; p < k; ++p) s += A[(size_t)p * lda + i] * b[p];
-        }
-        c[j] += alpha * s;
+        const T bj = b[j];
+        c0[j] += a0 * bj;
+        c1[j] += a1 * bj;
+        c2[j] += a2 * bj;
+        c3[j] += a3 * bj;
       }
     }
   }
-}
-
-template <typename T>
-T act(int a, T z) {
-  switch (a) {
-    case GELU: return T(0.5) * z * (T(1) + std::erf(z * T(M_SQRT1_2)));
-    case SILU: return z / (T(1) + std::exp(-z));
-    case RELU: return z > 0 ? z : T(0);
-    default: return std::tanh(z);
-  }
-}
-
-template <typename T>
-T act_d1(int a, T z) {  // sigma'(z)
-  switch (a) {
-    case GELU: {
-      const T cdf = T(0.5) * (T(1) + std::erf(z * T(M_SQRT1_2)));
-      const T pdf = std::exp(T(-0.5) * z * z) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
-      return cdf + z * pdf;
-    }
-    case SILU: {
-      const T s = T(1) / (T(1) + std::exp(-z));
-      return s * (T(1) + z * (T(1) - s));
-    }
-    case RELU: return z > 0 ? T(1) : T(0);
-    default: {
-      const T t = std::tanh(z);
-      return T(1) - t * t;
+  for (; i < m; ++i) {
+    T* __restrict__ c = C + (size_t)i * ldc;
+    for (int p = 0; p < k; ++p) {
+      const T a = a_at(i, p);
+      const T* __restrict__ b = B + (size_t)p * ldb;
+      for (int j = 0; j < n; ++j) c[j] += a * b[j];
     }
   }
 }
 
+// sigma, sigma' and sigma'' at once over n values (one erf/exp/tanh per value); d2 may be null.
 template <typename T>
-T act_d2(int a, T z) {  // sigma''(z)
-  switch (a) {
-    case GELU: return std::exp(T(-0.5) * z * z) * (T(2) - z * z) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
-    case SILU: {
-      const T s = T(1) / (T(1) + std::exp(-z));
-      return s * (T(1) - s) * (T(2) + z * (T(1) - T(2) * s));
+void act_all(int a, const T* z, size_t n, T* s, T* d1, T* d2) {
+  const T inv_sqrt_2pi = T(0.5 * M_2_SQRTPI * M_SQRT1_2);
+  for (size_t i = 0; i < n; ++i) {
+    const T x = z[i];
+    T v, g, h;
+    switch (a) {
+      case GELU: {
+        const T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
+        const T pdf = std::exp(T(-0.5) * x * x) * inv_sqrt_2pi;
+        v = x * cdf;
+        g = cdf + x * pdf;
+        h = pdf * (T(2) - x * x);
+        break;
+      }
+      case SILU: {
+        const T sg = T(1) / (T(1) + std::exp(-x));
+        v = x * sg;
+        g = sg * (T(1) + x * (T(1) - sg));
+        h = sg * (T(1) - sg) * (T(2) + x * (T(1) - T(2) * sg));
+        break;
+      }
+      case RELU:
+        v = x > 0 ? x : T(0);
+        g = x > 0 ? T(1) : T(0);
+        h = T(0);
+        break;
+      default: {
+        const T t = std::tanh(x);
+        v = t;
+        g = T(1) - t * t;
+        h = T(-2) * t * (T(1) - t * t);
+      }
     }
-    case RELU: return T(0);
-    default: {
-      const T t = std::tanh(z);
-      return T(-2) * t * (T(1) - t * t);
-    }
+    s[i] = v;
+    d1[i] = g;
+    if (d2) d2[i] = h;
   }
 }
 
@@ -155,6 +162,7 @@ struct Arrays {
 
 template <typename T>
 struct Work {  // one chunk's intermediates for one row n
+  std::vector<T> sz1[MAXL], sz2[MAXL], sa1[MAXL];  // sigma', sigma'' at z_l and sigma' at a_l
   std::vector<T> zkq, hs[MAXL], zs[MAXL], dl[MAXL], ps[MAXL], ln_n, ln_mean, ln_rstd, ln_r, ln_g;
   std::vector<T> xs[MAXL], as[MAXL], ce[MAXL], ss[MAXL], xts[MAXL], Ds[MAXL], n2, mean2, rstd2, rhs;
   // backward
@@ -164,6 +172,9 @@ struct Work {  // one chunk's intermediates for one row n
     zkq.resize((size_t)2 * b * D.wc[0]);
     for (int l = 0; l < L; ++l) {
       hs[l].resize((size_t)b * D.din[l]);
+      sz1[l].resize((size_t)b * D.dout[l]);
+      sz2[l].resize((size_t)b * D.dout[l]);
+      sa1[l].resize((size_t)b * D.dout[l]);
       zs[l].resize((size_t)b * D.dout[l]);
       dl[l].resize((size_t)b * D.dout[l]);
       ps[l].resize((size_t)b * D.dout[l]);
@@ -235,7 +246,7 @@ void inner(const Dims& D, const ChunkIn<T>& in, T* const* WS, Work<T>& w) {
   for (int t = 0; t < b; ++t) std::memcpy(&w.zs[0][(size_t)t * d0], &w.zkq[(size_t)t * wc0], sizeof(T) * d0);
   for (int l = 1; l < L; ++l) {
     const size_t m = (size_t)b * D.din[l];
-    for (size_t i = 0; i < m; ++i) w.hs[l][i] = act<T>(D.act, w.zs[l - 1][i]);
+    act_all<T>(D.act, w.zs[l - 1].data(), m, w.hs[l].data(), w.sz1[l - 1].data(), w.sz2[l - 1].data());
     gemm<T>(b, D.dout[l], D.din[l], w.hs[l].data(), D.din[l], false, WS[l], D.wc[l], false, w.zs[l].data(),
             D.dout[l], T(1), false);
   }
@@ -256,7 +267,7 @@ void inner(const Dims& D, const ChunkIn<T>& in, T* const* WS, Work<T>& w) {
     gemm<T>(b, D.din[l + 1], D.dout[l + 1], w.dl[l + 1].data(), D.dout[l + 1], false, WS[l + 1], D.wc[l + 1], true,
             w.ps[l].data(), D.dout[l], T(1), false);
     const size_t m = (size_t)b * D.dout[l];
-    for (size_t i = 0; i < m; ++i) w.dl[l][i] = act_d1<T>(D.act, w.zs[l][i]) * w.ps[l][i];
+    for (size_t i = 0; i < m; ++i) w.dl[l][i] = w.sz1[l][i] * w.ps[l][i];
   }
 }
 
@@ -304,7 +315,7 @@ void read(const Dims& D, const ChunkIn<T>& in, T* const* WS, Work<T>& w, T* y) {
     for (int i = 0; i < b * b; ++i) Ds[i] = l == 0 ? Dc[i] : Dc[i] * w.ss[l][i];
     gemm<T>(b, dl_, b, Ds, b, false, w.dl[l].data(), dl_, false, a, dl_, T(-1), true);
     if (l < L - 1)
-      for (int i = 0; i < b * dl_; ++i) w.xs[l + 1][i] = act<T>(D.act, a[i]);
+      act_all<T>(D.act, a, (size_t)b * dl_, w.xs[l + 1].data(), w.sa1[l].data(), (T*)nullptr);
   }
   if (!y) return;
   const int dL = D.dout[L - 1];
@@ -529,16 +540,16 @@ void chunk_backward(const Dims& D, const ChunkIn<T>& in, T* const* WS, const T* 
     if (gat) gemm<T>(b, din, dd, gat, dd, false, in.tg[l], dd, true, gx, din, T(1), true);
     gemm<T>(b, din, b, w.gs.data(), b, true, w.xs[l].data(), din, false, w.gh[l].data(), din, T(1), true);
     gemm<T>(din, wc, b, w.xs[l].data(), din, true, gce, wc, false, gS[l], wc, T(1), true);
-    const T* ap = w.as[l - 1].data();
-    for (int i = 0; i < b * din; ++i) ga[i] = act_d1<T>(D.act, ap[i]) * gx[i];
+    const T* sa = w.sa1[l - 1].data();
+    for (int i = 0; i < b * din; ++i) ga[i] = sa[i] * gx[i];
   }
   // ---- the delta chain delta_l = sigma'(z_l) * p_l, with its second-order term
   for (int l = 0; l < L - 1; ++l) {
     const size_t m = (size_t)b * D.dout[l];
     for (size_t i = 0; i < m; ++i) {
-      const T z = w.zs[l][i], gd = w.gdl[l][i];
-      w.gp[l][i] = act_d1<T>(D.act, z) * gd;
-      w.gz[l][i] = act_d2<T>(D.act, z) * (w.ps[l][i] * gd);
+      const T gd = w.gdl[l][i];
+      w.gp[l][i] = w.sz1[l][i] * gd;
+      w.gz[l][i] = w.sz2[l][i] * (w.ps[l][i] * gd);
     }
     gemm<T>(b, D.dout[l + 1], D.din[l + 1], w.gp[l].data(), D.din[l + 1], false, WS[l + 1], D.wc[l + 1], false,
             w.gdl[l + 1].data(), D.dout[l + 1], T(1), true);
@@ -583,7 +594,7 @@ void chunk_backward(const Dims& D, const ChunkIn<T>& in, T* const* WS, const T* 
     T* t1 = w.gx.data();
     std::memcpy(t1, w.gh[l].data(), sizeof(T) * b * din);
     gemm<T>(b, din, dd, w.gz[l].data(), dd, false, WS[l], wc, true, t1, din, T(1), true);
-    for (int i = 0; i < b * din; ++i) w.gz[l - 1][i] += act_d1<T>(D.act, w.zs[l - 1][i]) * t1[i];
+    for (int i = 0; i < b * din; ++i) w.gz[l - 1][i] += w.sz1[l - 1][i] * t1[i];
     gemm<T>(din, dd, b, w.hs[l].data(), din, true, w.gz[l].data(), dd, false, gS[l], wc, T(1), true);
     gemm<T>(din, dd, b, w.gp[l - 1].data(), din, true, w.dl[l].data(), dd, false, gS[l], wc, T(1), true);
   }
@@ -761,6 +772,26 @@ void forward_entry(const int64_t* ints, const double* eps, void** ptrs, int nthr
   scan_forward<T>(D, X, y, WSout, saved[0] ? saved : nullptr, nthreads);
 }
 
+// The gradients of every input but the state start at zero (the caller allocates them uninitialised).
+template <typename T>
+void zero_input_grads(const Dims& D, const Grads<T>& G) {
+  const size_t cn = (size_t)D.nc * D.N, b = D.b, d = D.d;
+  auto zero = [](T* p, size_t n) {
+    if (p) std::memset(p, 0, sizeof(T) * n);
+  };
+  zero(G.kq, cn * 2 * b * d);
+  zero(G.qb, cn * b * d);
+  zero(G.v, cn * b * d);
+  zero(G.off, cn * b * d);
+  zero(G.lnw, (size_t)D.N * d);
+  zero(G.r0, cn * b * D.dout[0]);
+  for (int l = 0; l < D.depth; ++l) {
+    const size_t sizes[7] = {b, b, b * b, (size_t)D.c1w[l], 1, b, b};
+    for (int k = 0; k < 7; ++k) zero(G.co[l][k], cn * sizes[k]);
+    zero(G.tg[l], (size_t)D.N * D.din[l] * D.dout[l]);
+  }
+}
+
 // ptrs: inputs, gradients (same layout; gradient WS holds the final state's gradient on entry), saved[4], gy
 template <typename T>
 void backward_entry(const int64_t* ints, const double* eps, void** ptrs, int nthreads) {
@@ -768,6 +799,7 @@ void backward_entry(const int64_t* ints, const double* eps, void** ptrs, int nth
   Arrays<T> X{};
   Grads<T> G{};
   unpack<T>(ints, eps, ptrs, D, X, &G);
+  zero_input_grads(D, G);
   const int k = 2 * (4 + 6 + 7 * MAXL + MAXL);
   T* saved[MAXL];
   for (int l = 0; l < MAXL; ++l) saved[l] = (T*)ptrs[k + l];
