@@ -232,3 +232,26 @@ def test_no_compiler_falls_back_with_a_clear_message(monkeypatch, tmp_path):
     with pytest.warns(RuntimeWarning, match="could not build the fused CPU memory kernel"):
         y, _, _ = memory_scan(*args, chunk_size=4, activation="gelu", backend="fused_cpu")
     assert torch.equal(y, memory_scan(*args, chunk_size=4, activation="gelu", backend="torch")[0])
+
+
+#: tiny LMM (4 blocks, d_model 128, 4 heads, chunk 16), one forward+backward, counted as scripts/count_ops.py does:
+#: 8,278 ATen ops with impl="fused_cpu" at 512 and at 1,024 tokens (2026-12-05, torch 2.13; the torch scan: 110,350
+#: at 512, 191,502 at 1K). The ceiling leaves 5% of room; per-chunk ATen work coming back would exceed it at once.
+FUSED_LMM_CEILING = 8_700
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("length", [512, 1024])
+def test_tiny_lmm_op_count(length):
+    torch.set_default_dtype(torch.float32)  # the model as trained (the float64_default fixture restores it)
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "count_ops.py"
+    spec = importlib.util.spec_from_file_location("count_ops", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to the torch scan
+        n = mod.count_ops("lmm", length, memory=dict(impl="fused_cpu"))["aten"]
+    assert n <= FUSED_LMM_CEILING, f"{n} ATen ops > {FUSED_LMM_CEILING}"

@@ -1,7 +1,7 @@
 """``memory_scan``, the memory recurrence with a hand-derived backward (paper eqs. 13-18, chunked), and the choice
-of the operator that runs its chunk loop: the torch scan (``scan.MemoryScan``) or the Triton kernels
-(``triton.TritonMemoryScan``), which take the same ``ScanSpec`` and ``ScanInputs`` (``scan_spec``) and return the
-same outputs and gradients.
+of the operator that runs its chunk loop: the torch scan (``scan.MemoryScan``), the Triton kernels
+(``triton.TritonMemoryScan``) or the fused CPU kernel (``fused_cpu.FusedCpuScan``, backend "fused_cpu"), which take
+the same ``ScanSpec`` and ``ScanInputs`` (``scan_spec``) and return the same outputs and gradients.
 
 This module sits above both: ``scan`` does not know the kernels exist, and the ``triton`` package does not know
 how it is chosen (it is imported here on the first call that may use it).
@@ -31,8 +31,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
                 ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
     G of chunks between saved states (0: ``scan.auto_group``); ``compile`` compiles the chunk step; ``backend``
-    runs the chunk loop with ``MemoryScan`` ("torch") or the Triton kernels ("triton"; "auto": on CUDA when
-    available), see ``apply_scan``."""
+    runs the chunk loop with ``MemoryScan`` ("torch"), the Triton kernels ("triton"; "auto": on CUDA when
+    available) or the fused CPU kernel ("fused_cpu"), see ``apply_scan``."""
     N, T, _ = k.shape
     if T == 0:
         return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
@@ -45,7 +45,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
 
 def apply_scan(backend: str, spec: ScanSpec, flat: list):
     """Run the chunk loop with the Triton kernels when ``backend`` asks for them and they cover the call, else with
-    ``scan.MemoryScan``. backend: "torch" (never Triton), "auto" (Triton on CUDA tensors when triton imports, the
+    ``scan.MemoryScan``. backend: "torch" (never Triton), "fused_cpu" (the C++ kernel when it covers the call and
+    builds here, else the torch scan with one warning), "auto" (Triton on CUDA tensors when triton imports, the
     call is covered and TITANS_TRITON is not 0) or "triton" (explicit: errors if Triton cannot run here at all,
     falls back with a warning naming the reason for a configuration the kernels do not cover)."""
     if backend == "torch":
