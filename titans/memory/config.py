@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ACTIVATIONS = ("gelu", "silu", "relu", "tanh")
-IMPLS = ("scan", "autograd", "triton")
+IMPLS = ("scan", "autograd", "triton", "fused_cpu")
 DECAY_TARGETS = ("init", "zero")
 
 #: the memory of each variant family, as changes to the defaults: the one statement of the rule (docs/design.md)
@@ -56,7 +56,9 @@ class MemoryConfig:
                   (``titans.memory.scan``), run by the Triton kernels on CUDA tensors when triton is installed and
                   covers the configuration (``titans.memory.triton``; TITANS_TRITON=0 turns that off);
                   "triton": the Triton kernels explicitly (CUDA, or TRITON_INTERPRET=1 on CPU);
-                  "autograd": the reference, autograd through every chunk (``chunked``).
+                  "autograd": the reference, autograd through every chunk (``chunked``);
+                  "fused_cpu": the chunk loop and its backward as one C++ kernel each (``fused_cpu``; CPU,
+                  float32/float64, scalar gates; built with g++ on first use, the torch scan otherwise).
       checkpoint_group  scan: chunks between the states saved for the backward (0 = every state while they
                   take at most 128 MiB per call, else about sqrt(chunks): see ``scan.auto_group``).
                   autograd: 0 = off; g > 0 = activation checkpointing over groups of g chunks.
@@ -116,6 +118,8 @@ class MemoryConfig:
             bad(f"impl must be one of {IMPLS}, got {self.impl!r}")
         if self.compile and self.impl == "autograd":
             bad("compile=True needs impl='scan' or 'triton' (the autograd reference is never compiled)")
+        if self.impl == "fused_cpu" and self.channelwise_alpha:
+            bad("impl='fused_cpu' covers scalar forget gates only; use impl='scan' with channelwise_alpha")
         if self.checkpoint_group < 0:
             bad(f"checkpoint_group must be >= 0 (0 = the default: see the docstring), got {self.checkpoint_group}")
         if not self.max_lr > 0:

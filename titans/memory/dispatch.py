@@ -1,7 +1,7 @@
 """``memory_scan``, the memory recurrence with a hand-derived backward (paper eqs. 13-18, chunked), and the choice
-of the operator that runs its chunk loop: the torch scan (``scan.MemoryScan``) or the Triton kernels
-(``triton.TritonMemoryScan``), which take the same ``ScanSpec`` and ``ScanInputs`` (``scan_spec``) and return the
-same outputs and gradients.
+of the operator that runs its chunk loop: the torch scan (``scan.MemoryScan``), the Triton kernels
+(``triton.TritonMemoryScan``) or the fused CPU kernel (``fused_cpu.FusedCpuScan``, backend "fused_cpu"), which take
+the same ``ScanSpec`` and ``ScanInputs`` (``scan_spec``) and return the same outputs and gradients.
 
 This module sits above both: ``scan`` does not know the kernels exist, and the ``triton`` package does not know
 how it is chosen (it is imported here on the first call that may use it).
@@ -17,7 +17,7 @@ from torch import Tensor
 from .scan import MemoryScan, scan_inputs, scan_outputs
 from .scan_spec import ScanSpec
 
-BACKENDS = ("torch", "auto", "triton")
+BACKENDS = ("torch", "auto", "triton", "fused_cpu")
 
 _AUTO_FAILED: list[str] = []  # set once when the kernels cannot run on this GPU: auto-dispatch then stops trying
 _WARNED: set[str] = set()
@@ -31,8 +31,8 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
                 ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
     """Same arguments, results and gradients as ``chunked.chunked_memory``; ``checkpoint_group`` is the number
     G of chunks between saved states (0: ``scan.auto_group``); ``compile`` compiles the chunk step; ``backend``
-    runs the chunk loop with ``MemoryScan`` ("torch") or the Triton kernels ("triton"; "auto": on CUDA when
-    available), see ``apply_scan``."""
+    runs the chunk loop with ``MemoryScan`` ("torch"), the Triton kernels ("triton"; "auto": on CUDA when
+    available) or the fused CPU kernel ("fused_cpu"), see ``apply_scan``."""
     N, T, _ = k.shape
     if T == 0:
         return q.new_zeros(N, 0, q.shape[-1]), list(weights), None if momentum is None else list(momentum)
@@ -45,13 +45,16 @@ def memory_scan(q: Tensor, k: Tensor, v: Tensor, lr: list[Tensor], log_eta: list
 
 def apply_scan(backend: str, spec: ScanSpec, flat: list):
     """Run the chunk loop with the Triton kernels when ``backend`` asks for them and they cover the call, else with
-    ``scan.MemoryScan``. backend: "torch" (never Triton), "auto" (Triton on CUDA tensors when triton imports, the
+    ``scan.MemoryScan``. backend: "torch" (never Triton), "fused_cpu" (the C++ kernel when it covers the call and
+    builds here, else the torch scan with one warning), "auto" (Triton on CUDA tensors when triton imports, the
     call is covered and TITANS_TRITON is not 0) or "triton" (explicit: errors if Triton cannot run here at all,
     falls back with a warning naming the reason for a configuration the kernels do not cover)."""
     if backend == "torch":
         return MemoryScan.apply(spec, *flat)
     if backend not in BACKENDS:
-        raise ValueError(f"memory scan backend must be 'torch', 'auto' or 'triton', got {backend!r}")
+        raise ValueError(f"memory scan backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "fused_cpu":
+        return _fused_cpu_or_torch(spec, flat)
     from . import triton as kernels
 
     device = flat[0].device
@@ -72,6 +75,21 @@ def apply_scan(backend: str, spec: ScanSpec, flat: list):
         _warn_once(f"titans: the Triton memory kernels failed on this device ({_AUTO_FAILED[0]}); using the "
                    "torch scan from now on (set memory.impl=triton to see the full error)")
         return MemoryScan.apply(spec, *flat)
+
+
+def _fused_cpu_or_torch(spec: ScanSpec, flat: list):
+    """The fused CPU kernel (``fused_cpu``) when it covers the call and builds here, else the torch scan (with one
+    warning naming the reason)."""
+    from . import fused_cpu
+
+    reason = fused_cpu.unsupported_reason(spec, flat)
+    if reason is None:
+        err = fused_cpu.build_error()
+        if err is None:
+            return fused_cpu.fused_cpu_scan(spec, flat)
+        reason = f"this machine ({err})"
+    _warn_once(f"titans: the fused CPU memory kernel does not cover {reason}; using the torch scan for it")
+    return MemoryScan.apply(spec, *flat)
 
 
 def _warn_once(msg: str) -> None:

@@ -181,7 +181,7 @@ class NeuralMemory(nn.Module):
         weights = [w.to(dt).reshape(N, *w.shape[2:]) for w in state.weights]
         momentum = [s.to(dt).reshape(N, *s.shape[2:]) for s in state.momentum] if self.cfg.momentum else None
         lw, lb = self._ln_params(B, dt)
-        backend = "triton" if self.cfg.impl == "triton" else "auto"
+        backend = {"triton": "triton", "fused_cpu": "fused_cpu"}.get(self.cfg.impl, "auto")
         op = chunked_memory if self.cfg.impl == "autograd" else functools.partial(
             memory_scan, compile=self.cfg.compile, backend=backend)
         # forgetting toward M_0 (docs/design.md, "Conditioning"): the learned initial weights, per sample and head
