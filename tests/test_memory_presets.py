@@ -64,3 +64,11 @@ def test_a_memory_field_is_overridden_without_plus_and_a_misspelt_one_is_refused
     assert (memory.chunk_size, memory.max_lr) == (8, 0.2)
     with pytest.raises(Exception, match="chunk_sise"):
         _compose(["model=lmm", "model.net.memory.chunk_sise=8"])
+
+
+def test_the_preset_of_a_variant_is_swapped_from_the_command_line_and_keeps_the_run_policies(monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(CONFIGS.parent))
+    monkeypatch.setenv("TITANS_COMPILE", "false")
+    cfg = _compose(["model=mac", "model/memory@model.net.memory=gated_deltanet"])
+    assert cfg.model.net.variant == "mac"
+    assert hydra.utils.instantiate(cfg.model.net.memory) == MemoryConfig.preset("gated_deltanet", num_heads=None)
