@@ -16,9 +16,9 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from titans.cli import report_expected_errors, report_hydra_errors  # noqa: E402
-from titans.training.hydra_utils import register_hydra  # noqa: E402
+from titans.training.hydra_utils import register_resolvers  # noqa: E402
 
-register_hydra()
+register_resolvers()  # the names of the run directories (configs/hydra/default.yaml)
 report_hydra_errors()
 
 

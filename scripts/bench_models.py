@@ -129,7 +129,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--segment-len", type=int, default=0, help="MAC segment (default: config default 512)")
+    p.add_argument("--segment-len", type=int, default=512,
+                   help="MAC segment (default: the paper's 512, which docs/speed.md's tables used)")
     p.add_argument("--window", type=int, default=0, help="SWA window (default: config default 2048)")
     p.add_argument("--checkpoint-group", type=int, default=0,
                    help="memory variants: MemoryConfig.checkpoint_group (chunks between states saved for the backward)")

@@ -33,10 +33,7 @@ def compose(overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from titans.training.hydra_utils import register_hydra
-
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_hydra()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = hydra_compose("train.yaml", overrides=overrides)

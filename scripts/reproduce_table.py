@@ -55,10 +55,8 @@ def evaluate_checkpoints(ckpts, suites, overrides) -> list[Path]:
 
     from titans.errors import HubUnavailableError
     from titans.eval.runner import evaluate_checkpoint
-    from titans.training.hydra_utils import register_hydra
 
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_hydra()
     paths = []
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for ckpt in ckpts:

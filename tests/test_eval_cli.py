@@ -33,10 +33,7 @@ def hf_dir(tmp_path_factory):
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
 
-    from titans.training.hydra_utils import register_hydra
-
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    register_hydra()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose(config_name="eval", overrides=overrides)
 

@@ -78,10 +78,8 @@ def test_every_small_evaluation_composes(suite, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
 
     from titans.eval.suites import KINDS
-    from titans.training.hydra_utils import register_hydra
 
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
-    register_hydra()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("eval.yaml", overrides=["ckpt=x.ckpt", *small.SUITES[suite](0.1)])

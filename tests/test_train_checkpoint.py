@@ -16,7 +16,7 @@ from train_helpers import ROOT, SMALL, run_dirs, run_train
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
-    run_train([*SMALL, "model=mac", "logger=csv", "model.net.segment_len=16"], log_dir)
+    run_train([*SMALL, "model=mac", "logger=csv", "+model.net.segment_len=16"], log_dir)
     return run_dirs(log_dir)[0]
 
 
@@ -94,7 +94,7 @@ def test_converted_directory_loads_without_titans_and_has_a_model_card(trained_r
     commit, _ = git_commit()
     for fact in ["library_name: transformers", "- custom_code", "Titans MAC (memory as a context); variant `mac`",
                  f"{n_params:,}", "`tiny`: 4 blocks x 128 wide x 4 heads", "`model=mac`", "`data=shakespeare`",
-                 "`model.net.segment_len=16`", "`titans.data.TextDataModule`, `data/shakespeare`, sequences of 64",
+                 "`+model.net.segment_len=16`", "`titans.data.TextDataModule`, `data/shakespeare`, sequences of 64",
                  f"training tokens | {steps * 128:,} ({steps} steps x 128 tokens)", "val/loss", f"`{commit}`",
                  "### smoke", "| titans_local_multiple_choice | acc | 0.625 |",
                  f'AutoModelForCausalLM.from_pretrained("{out}", trust_remote_code=True)',

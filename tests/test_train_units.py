@@ -230,3 +230,15 @@ def test_cpu_time_limit_stops_after_the_budget_of_cpu_time_not_wall_time(monkeyp
     assert trainer.should_stop
     with pytest.raises(ValueError, match="minutes must be > 0"):
         callbacks.CPUTimeLimit(minutes=0)
+
+
+def test_a_resume_compares_the_segment_length_only_of_a_model_with_mac_blocks():
+    """segment_len is read by MAC blocks only: a Transformer or LMM checkpoint that recorded TitansConfig's earlier
+    default (512) resumes under the current one, a MAC checkpoint with another segment length does not."""
+    from titans.models import TitansConfig
+    from titans.training.checkpoint import _comparable
+
+    for variant, compared in [("transformer", False), ("lmm", False), ("mal", False), ("mac", True)]:
+        old, new = (TitansConfig(variant=variant, d_model=32, n_heads=2, n_layers=2, segment_len=s).to_dict()
+                    for s in (512, 128))
+        assert (_comparable(old) != _comparable(new)) is compared, variant

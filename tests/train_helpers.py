@@ -48,9 +48,6 @@ def compose_train_config(tmp_path: Path, overrides: list[str]):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from titans.training.hydra_utils import register_hydra
-
-    register_hydra()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)

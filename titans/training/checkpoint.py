@@ -27,9 +27,17 @@ RUNTIME_KEYS = {"max_position_embeddings", "loss_chunk_size", "transformers_vers
 RUNTIME_MEMORY_KEYS = {"impl", "compile", "checkpoint_group"}
 
 
+#: model-config entries that only some token mixers read: a model without any of them does not depend on the entry
+#: (TitansConfig's segment_len default was 512 until 2026-12-05: an LMM or Transformer checkpoint of then records it)
+MIXER_KEYS = {"segment_len": ("mac",)}
+
+
 def _comparable(config: dict) -> dict:
-    """The config's entries that define the model, flat: nested memory fields become ``memory.<field>``."""
-    out = {k: v for k, v in config.items() if k not in RUNTIME_KEYS and k != "memory"}
+    """The config's entries that define the model, flat: nested memory fields become ``memory.<field>``; an entry
+    of :data:`MIXER_KEYS` only where a block reads it."""
+    blocks = set(config.get("block_types") or ())
+    out = {k: v for k, v in config.items() if k not in RUNTIME_KEYS and k != "memory"
+           and (k not in MIXER_KEYS or blocks & set(MIXER_KEYS[k]))}
     for k, v in (config.get("memory") or {}).items():
         if k not in RUNTIME_MEMORY_KEYS:
             out[f"memory.{k}"] = v

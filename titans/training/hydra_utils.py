@@ -1,4 +1,5 @@
-"""Hydra helpers: what the configs use beyond their YAML files, and the resolution of ``ckpt_path=last``."""
+"""Hydra helpers: the resolvers of the run directories' names (configs/hydra/default.yaml), and the resolution of
+``ckpt_path=last``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
-
-from titans.memory import MemoryConfig
-from titans.memory.config import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +27,15 @@ def run_dir_name(run_name=None) -> str:
         return f"{_RUN_STARTED}_{_RUN_ID}"
     return str(run_name)
 
-#: two training-run policies that differ from MemoryConfig's library defaults: the memory has the model's heads
-#: (TitansConfig fills in None), and the chunk step is compiled unless TITANS_COMPILE=false
-TRAINING_MEMORY = {"num_heads": None, "compile": "${oc.decode:${oc.env:TITANS_COMPILE,true}}"}
 
-
-def memory_node(preset: str) -> dict:
-    """``model.net.memory`` of a training config: every MemoryConfig field, with the values of ``preset`` and the
-    training policies above; instantiated by Hydra into a MemoryConfig."""
-    return {"_target_": "titans.memory.MemoryConfig", **MemoryConfig.preset(preset).to_dict(), **TRAINING_MEMORY}
-
-
-def register_hydra() -> None:
-    """Register ``${run_id:}`` (unique per process: the run directories' suffix), ``${run_dir_name:NAME}`` (see
-    :func:`run_dir_name`) and the memory presets as the
-    config group ``model/memory`` (``memory@net.memory: titans`` in configs/model/*.yaml), so the memory's
-    defaults are stated once, in titans.memory.MemoryConfig."""
+def register_resolvers() -> None:
+    """Register the resolvers of configs/hydra/default.yaml's output directories: ``${run_id:}`` (unique per process:
+    the multirun directories' suffix) and ``${run_dir_name:NAME}`` (see :func:`run_dir_name`). train.py and eval.py
+    call it before Hydra resolves ``hydra.run.dir``; composing a config (``hydra.compose``) does not need it."""
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: _RUN_ID)
     if not OmegaConf.has_resolver("run_dir_name"):
         OmegaConf.register_new_resolver("run_dir_name", run_dir_name)
-    store = ConfigStore.instance()
-    for preset in PRESETS:
-        store.store(group="model/memory", name=preset, node=memory_node(preset))
 
 
 #: the files a run leaves to resume from: the periodic/last save and the one written when it was interrupted
