@@ -17,6 +17,7 @@ import torch
 from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
 from titans.memory import fused_cpu
 
+from scan_problems import decay_target_gradcheck_problem
 from test_memory_oracle import make_problem, make_target
 
 pytestmark = [pytest.mark.usefixtures("single_thread", "float64_default"),
@@ -94,32 +95,8 @@ def test_fused_equals_reference_variants(kw):
 @pytest.mark.parametrize("depth", [1, 2])
 def test_gradcheck_fused(depth):
     """The kernel's backward against finite differences (every input, the decay target included)."""
-    torch.manual_seed(3)
-    N, T, d = 2, 7, 3
-    nrm = torch.nn.functional.normalize
-    q = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
-    k = nrm(torch.randn(N, T, d), dim=-1).requires_grad_()
-    v = torch.randn(N, T, d, requires_grad=True)
-    lr = (0.2 * torch.rand(N, T, depth)).requires_grad_()
-    log_eta = torch.rand(N, T, depth).log().requires_grad_()
-    log_decay = torch.log1p(-0.3 * torch.rand(N, T, depth)).requires_grad_()
-    dims = [(d, d)] if depth == 1 else [(d, 2 * d), (2 * d, d)]
-    W = [torch.randn(N, a, b).div(a ** 0.5).requires_grad_() for a, b in dims]
-    S = [(0.1 * torch.randn(N, a, b)).requires_grad_() for a, b in dims]
-    Tg = [torch.randn(N, a, b).div(a ** 0.5).requires_grad_() for a, b in dims]
-    lw = (1 + 0.1 * torch.randn(N, 1, d)).requires_grad_()
-    lb = (0.1 * torch.randn(N, 1, d)).requires_grad_()
-
-    def f(q, k, v, lr, log_eta, log_decay, lw, lb, *state):
-        W_, S_, T_ = state[:depth], state[depth:2 * depth], state[2 * depth:]
-        split = (lambda t: [t[..., i:i + 1] for i in range(depth)])  # noqa: E731
-        y, Wn, Sn = memory_scan(q, k, v, split(lr), split(log_eta), split(log_decay), list(W_), list(S_),
-                                chunk_size=3, activation="gelu", ln_weight=lw if depth > 1 else None,
-                                ln_bias=lb if depth > 1 else None, commit_partial=True, checkpoint_group=2,
-                                decay_target=list(T_), backend="fused_cpu")
-        return (y, *Wn, *Sn)
-
-    assert torch.autograd.gradcheck(f, (q, k, v, lr, log_eta, log_decay, lw, lb, *W, *S, *Tg), atol=1e-6)
+    f, inputs = decay_target_gradcheck_problem(depth, backend="fused_cpu")
+    assert torch.autograd.gradcheck(f, inputs, atol=1e-6)
 
 
 def _layer_grads(impl, **kw):
