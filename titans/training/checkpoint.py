@@ -15,6 +15,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from titans.data import build_tokenizer, tokenizer_fingerprint
 from titans.models import TitansForCausalLM
+from titans.models.variants import BLOCK_TYPES
 from titans.errors import CheckpointError, CheckpointWriteError
 from titans.models.checkpoint_io import (RUN_CONFIG, checkpoint_model_config, load_lightning_checkpoint,
                                          load_pretrained_safely, net_state_dict, safe_torch_load)
@@ -27,17 +28,18 @@ RUNTIME_KEYS = {"max_position_embeddings", "loss_chunk_size", "transformers_vers
 RUNTIME_MEMORY_KEYS = {"impl", "compile", "checkpoint_group"}
 
 
-#: model-config entries that only some token mixers read: a model without any of them does not depend on the entry
-#: (TitansConfig's segment_len default was 512 until 2026-12-05: an LMM or Transformer checkpoint of then records it)
-MIXER_KEYS = {"segment_len": ("mac",)}
+#: model-config entries that only some token mixers read (``BlockType.uses_*``): a model none of whose blocks reads
+#: one does not depend on it (TitansConfig's segment_len default was 512 until 2026-12-05: an LMM or Transformer
+#: checkpoint of then records it)
+MIXER_KEYS = {"segment_len": "uses_segment"}
 
 
 def _comparable(config: dict) -> dict:
     """The config's entries that define the model, flat: nested memory fields become ``memory.<field>``; an entry
     of :data:`MIXER_KEYS` only where a block reads it."""
-    blocks = set(config.get("block_types") or ())
+    blocks = [BLOCK_TYPES[b] for b in config.get("block_types") or () if b in BLOCK_TYPES]
     out = {k: v for k, v in config.items() if k not in RUNTIME_KEYS and k != "memory"
-           and (k not in MIXER_KEYS or blocks & set(MIXER_KEYS[k]))}
+           and (k not in MIXER_KEYS or any(getattr(b, MIXER_KEYS[k]) for b in blocks))}
     for k, v in (config.get("memory") or {}).items():
         if k not in RUNTIME_MEMORY_KEYS:
             out[f"memory.{k}"] = v
