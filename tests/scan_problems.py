@@ -41,3 +41,27 @@ def decay_target_gradcheck_problem(depth: int, backend: str | None = None):
         return (y, *Wn, *Sn)
 
     return f, (q, k, v, lr, log_eta, log_decay, lw, lb, *W, *S, *Tg)
+
+
+def leaves(prob) -> list:
+    """The tensors of a problem (``make_problem``'s tuple, lists of per-layer tensors flattened)."""
+    return [t for x in prob for t in (x if isinstance(x, list) else [x])]
+
+
+def run_scan(op, prob, chunk, momentum, decay, act, commit, **kw):
+    """``op`` (``chunked_memory`` or ``memory_scan``) on the first ten entries of a problem: momentum and forgetting
+    switched by ``momentum`` / ``decay`` (their gates turned into the log-space arguments)."""
+    q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob[:10]
+    return op(q, k, v, theta, [e.log() for e in eta] if momentum else None,
+              [torch.log1p(-a) for a in alpha] if decay else None, W0, S0 if momentum else None,
+              chunk_size=chunk, activation=act, ln_weight=ln_w, ln_bias=ln_b, ln_eps=1e-5, commit_partial=commit,
+              **kw)
+
+
+def outputs_and_grads(op, prob, wrt, chunk, momentum, decay, act, commit, **kw):
+    """(y and the final state, the gradients of a fixed random linear function of them with respect to ``wrt``)."""
+    y, W, S = run_scan(op, prob, chunk, momentum, decay, act, commit, **kw)
+    outs = [y] + W + (S or [])
+    g = torch.Generator().manual_seed(1)
+    loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
+    return outs, torch.autograd.grad(loss, wrt, allow_unused=True)

@@ -17,7 +17,7 @@ import torch
 from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
 from titans.memory import fused_cpu
 
-from scan_problems import decay_target_gradcheck_problem
+from scan_problems import decay_target_gradcheck_problem, leaves, outputs_and_grads
 from test_memory_oracle import make_problem, make_target
 
 pytestmark = [pytest.mark.usefixtures("single_thread", "float64_default"),
@@ -27,21 +27,9 @@ pytestmark = [pytest.mark.usefixtures("single_thread", "float64_default"),
 EPS64 = torch.finfo(torch.float64).eps
 
 
-def _leaves(prob):
-    return [t for x in prob for t in (x if isinstance(x, list) else [x])]
-
-
 def _outputs_and_grads(op, prob, target, chunk, momentum, decay, act, commit):
-    q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob[:10]
     extra = dict(decay_target=prob[10]) if target else {}
-    y, W, S = op(q, k, v, theta, [e.log() for e in eta] if momentum else None,
-                 [torch.log1p(-a) for a in alpha] if decay else None, W0, S0 if momentum else None,
-                 chunk_size=chunk, activation=act, ln_weight=ln_w, ln_bias=ln_b, ln_eps=1e-5,
-                 commit_partial=commit, **extra)
-    outs = [y] + W + (S or [])
-    g = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
-    return outs, torch.autograd.grad(loss, _leaves(prob), allow_unused=True)
+    return outputs_and_grads(op, prob[:10], leaves(prob), chunk, momentum, decay, act, commit, **extra)
 
 
 def _rel_err(a_list, b_list):

@@ -14,23 +14,11 @@ from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_sca
 from titans.memory.scan import MemoryScan, scan_inputs
 from titans.memory.scan_spec import ScanInputs, ScanSpec
 
-from scan_problems import decay_target_gradcheck_problem
+from scan_problems import decay_target_gradcheck_problem, leaves, outputs_and_grads, run_scan
 from test_memory_oracle import make_problem, make_target, run_oracle
 
 # every tensor of these tests is float64 (the default dtype is restored afterwards)
 pytestmark = pytest.mark.usefixtures("single_thread", "float64_default")
-
-
-def _leaves(prob):
-    return [t for x in prob for t in (x if isinstance(x, list) else [x])]
-
-
-def _run(op, prob, chunk, momentum, decay, act, commit, **kw):
-    q, k, v, theta, eta, alpha, W0, S0, ln_w, ln_b = prob
-    return op(q, k, v, theta, [e.log() for e in eta] if momentum else None,
-              [torch.log1p(-a) for a in alpha] if decay else None, W0, S0 if momentum else None,
-              chunk_size=chunk, activation=act, ln_weight=ln_w, ln_bias=ln_b, ln_eps=1e-5, commit_partial=commit,
-              **kw)
 
 
 def compare(depth=2, chunk=4, T=13, momentum=True, decay=True, act="gelu", commit=False, channelwise=False,
@@ -47,14 +35,9 @@ def compare(depth=2, chunk=4, T=13, momentum=True, decay=True, act="gelu", commi
         for i in (3, 4, 5):
             prob[i] = [prob[i][0]] * depth
     results = []
-    leaves = _leaves(prob) + list(extra.get("decay_target", []))
+    wrt = leaves(prob) + list(extra.get("decay_target", []))
     for op, kw in ((chunked_memory, {}), (memory_scan, dict(checkpoint_group=group))):
-        y, W, S = _run(op, prob, chunk, momentum, decay, act, commit, **kw, **extra)
-        outs = [y] + W + (S or [])
-        g = torch.Generator().manual_seed(1)
-        loss = sum((o * torch.randn(o.shape, generator=g)).sum() for o in outs)
-        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        results.append((outs, grads))
+        results.append(outputs_and_grads(op, prob, wrt, chunk, momentum, decay, act, commit, **kw, **extra))
     (outs_ref, g_ref), (outs, g_scan) = results
     assert len(outs) == len(outs_ref)
     for a, b in zip(outs, outs_ref):
@@ -125,7 +108,7 @@ def test_scan_shared_gates():
 
 def test_scan_matches_oracle():
     prob = make_problem(depth=2, T=13, seed=4)
-    y, W, S = _run(memory_scan, prob, 4, True, True, "gelu", False)
+    y, W, S = run_scan(memory_scan, prob, 4, True, True, "gelu", False)
     y_ref, W_ref, S_ref = run_oracle(prob, 4)
     for a, b in zip([y, *W, *S], [y_ref, *W_ref, *S_ref]):
         assert (a - b).abs().max() < 1e-10
@@ -188,7 +171,7 @@ def test_scan_forward_keeps_no_graph_and_saves_group_states():
     prob = make_problem(depth=2, T=40, seed=3)
     prob = [[t.clone().requires_grad_() for t in x] if isinstance(x, list) else x.clone().requires_grad_()
             for x in prob]
-    y, W, S = _run(memory_scan, prob, 4, True, True, "gelu", False, checkpoint_group=3)
+    y, W, S = run_scan(memory_scan, prob, 4, True, True, "gelu", False, checkpoint_group=3)
     node = y.grad_fn
     while node is not None and not isinstance(getattr(node, "_forward_cls", None), type(MemoryScan)):
         node = node.next_functions[0][0]
@@ -297,10 +280,10 @@ def test_compiled_scan_equals_eager():
                 for x in prob]
         results = []
         for compile in (False, True):
-            y, W, S = _run(memory_scan, prob, 4, momentum, True, "gelu", False, compile=compile)
+            y, W, S = run_scan(memory_scan, prob, 4, momentum, True, "gelu", False, compile=compile)
             outs = [y] + W + (S or [])
             loss = sum((o * (i + 1)).sum() for i, o in enumerate(outs))
-            grads = torch.autograd.grad(loss, _leaves(prob), allow_unused=True)
+            grads = torch.autograd.grad(loss, leaves(prob), allow_unused=True)
             results.append((outs, grads))
         assert not scan._COMPILE_FAILED, scan._COMPILE_FAILED
         for a, b in zip(results[0][0], results[1][0]):
