@@ -48,6 +48,9 @@ def compose_train_config(tmp_path: Path, overrides: list[str]):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from titans.training.hydra_utils import register_resolvers
+
+    register_resolvers()  # as train.py does on import: the run directory's name is a resolver
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
