@@ -33,3 +33,23 @@ def test_overrides_win():
     assert cfg.ffn_dim == 77 and cfg.segment_len == 32 and cfg.d_model == SIZES["tiny"]["d_model"]
     with pytest.raises(ValueError, match="unknown size"):
         build_config("mac", "2b")
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_window_and_persistent_tokens_have_one_default_per_size(size):
+    """The CPU sizes attend over 128 tokens with 16 persistent tokens, the paper's sizes over 2048 with 128
+    (NeurIPS App. E.1); variants without a window or persistent tokens keep TitansConfig's (unused) window and none."""
+    from titans.models.config import TitansConfig
+    from titans.models.sizes import SCALED_DEFAULTS
+
+    window, persistent = (128, 16) if size in SCALED_DEFAULTS else (2048, 128)
+    for variant in ("mag", "mal", "swa"):
+        assert build_config(variant, size, vocab_size=256, match_params=False).window == window
+    for variant in ("mac", "mag", "mal", "lmm"):
+        assert build_config(variant, size, vocab_size=256, match_params=False).n_persistent == persistent
+    for variant in ("transformer", "swa", "deltanet", "gated_deltanet", "ttt"):
+        assert build_config(variant, size, vocab_size=256, match_params=False).n_persistent == 0
+    for variant in ("transformer", "mac", "lmm"):  # no window: the config keeps TitansConfig's
+        assert build_config(variant, size, vocab_size=256, match_params=False).window == TitansConfig().window
+    given = build_config("mag", size, vocab_size=256, match_params=False, window=64, n_persistent=0)
+    assert (given.window, given.n_persistent) == (64, 0)

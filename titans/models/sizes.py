@@ -21,6 +21,7 @@ import torch
 
 from .config import TitansConfig
 from .modeling import TitansForCausalLM
+from .variants import variant_spec
 
 SIZES: dict[str, dict] = {
     "tiny": dict(n_layers=4, d_model=128, n_heads=4, ffn_mult=8 / 3),
@@ -31,6 +32,28 @@ SIZES: dict[str, dict] = {
     "760m": dict(n_layers=24, d_model=1536, n_heads=16, ffn_mult=8 / 3),
     "1.3b": dict(n_layers=18, d_model=2048, n_heads=8, ffn_mult=4),
 }
+
+#: the sizes whose attention window and persistent-token count are not the paper's (TitansConfig.window 2048 and
+#: VariantSpec.n_persistent 128, NeurIPS App. E.1): the CPU-scale models attend over 128 tokens and prepend 16
+#: persistent tokens. Each applies only to the variants that use it (a window, persistent tokens by default).
+SCALED_DEFAULTS: dict[str, dict] = {
+    "tiny": dict(window=128, n_persistent=16),
+    "small": dict(window=128, n_persistent=16),
+}
+
+
+def size_defaults(variant: str, size: str) -> dict:
+    """The TitansConfig fields ``size`` gives ``variant``: its shape (SIZES) and, for the variants that use them,
+    the scaled window and persistent-token count (SCALED_DEFAULTS)."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
+    spec = variant_spec(variant)
+    scaled = dict(SCALED_DEFAULTS.get(size, {}))
+    if not any(block.uses_window for block in spec.blocks):
+        scaled.pop("window", None)
+    if not spec.n_persistent:
+        scaled.pop("n_persistent", None)
+    return {**SIZES[size], **scaled}
 
 
 def nominal_params(size: str) -> float | None:
@@ -82,11 +105,9 @@ def matched_ffn_dim(config: TitansConfig, multiple_of: int = 8) -> int:
 
 def build_config(variant: str = "transformer", size: str = "tiny", vocab_size: int = 32000,
                  match_params: bool = True, **overrides) -> TitansConfig:
-    """The TitansConfig of ``variant`` at ``size`` (SIZES), ``overrides`` (TitansConfig fields) winning; with
-    ``match_params`` and no ``ffn_dim`` given, the SwiGLU width that matches the Transformer++ of the size."""
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
-    config = TitansConfig(variant=variant, vocab_size=vocab_size, **{**SIZES[size], **overrides})
+    """The TitansConfig of ``variant`` at ``size`` (``size_defaults``), ``overrides`` (TitansConfig fields) winning;
+    with ``match_params`` and no ``ffn_dim`` given, the SwiGLU width that matches the Transformer++ of the size."""
+    config = TitansConfig(variant=variant, vocab_size=vocab_size, **{**size_defaults(variant, size), **overrides})
     if match_params and "ffn_dim" not in overrides and variant != "transformer":
         config.ffn_dim = matched_ffn_dim(config)
     return config
