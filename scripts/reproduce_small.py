@@ -194,7 +194,8 @@ def main(argv=None) -> int:
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     written = map_with_progress(lambda e: evaluate(args, *e), evaluations, jobs=args.jobs, desc="evaluate")
 
-    from titans.eval.report import build_report, read_inputs
+    from titans.eval.report.build import build_report
+    from titans.eval.report.inputs import read_inputs
 
     # the report of every result (as make reproduce-table writes it), this run's included
     sources = [p for p in (ROOT / "experiments" / "results", Path(args.output_dir)) if p.is_dir()]

@@ -11,7 +11,7 @@ throughput files), from files or directories given with --results, or from check
     python scripts/reproduce_table.py --ckpt logs/train/runs/.../checkpoints/last.ckpt --suites niah perplexity
     make reproduce-table ARGS="--tables 2 fig7"
 
-Each table and figure is one entry of titans.eval.report.ENTRIES.
+Each table and figure is one entry of titans.eval.report.build.ENTRIES.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from titans.eval.paper_results import TABLE1  # noqa: E402
-from titans.eval.report import ENTRIES, ReportOptions, build_report, read_inputs  # noqa: E402
+from titans.eval.report.build import ENTRIES, build_report  # noqa: E402
+from titans.eval.report.entry import ReportOptions  # noqa: E402
+from titans.eval.report.inputs import read_inputs  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 REPORT = RESULTS / "report"

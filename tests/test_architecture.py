@@ -107,11 +107,16 @@ def module_dependencies(path: Path) -> set[str]:
     return {name for name in found if _is_own(name)}
 
 
-def memory_import_graph() -> dict[str, set[str]]:
-    """The modules of titans.memory (its subpackage's included) -> the modules of titans.memory they import."""
-    paths = {module_name(path): path for path in sorted((PACKAGE / "memory").rglob("*.py"))}
+def package_import_graph(package: Path) -> dict[str, set[str]]:
+    """The modules of the package at ``package`` (its subpackages' included) -> the modules of it they import."""
+    paths = {module_name(path): path for path in sorted(package.rglob("*.py"))}
     return {module: {m for m in module_dependencies(path) if m in paths and m != module}
             for module, path in paths.items()}
+
+
+def memory_import_graph() -> dict[str, set[str]]:
+    """The modules of titans.memory (its subpackage's included) -> the modules of titans.memory they import."""
+    return package_import_graph(PACKAGE / "memory")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -168,6 +173,18 @@ def test_the_memory_package_has_no_import_cycle():
     assert cycle is None, "import cycle in titans.memory: " + " -> ".join(cycle)
     triton = {m: deps for m, deps in graph.items() if m.startswith("titans.memory.triton")}
     assert all(deps <= {"titans.memory.scan_spec", "titans.memory.step"} | set(triton) for deps in triton.values())
+
+
+def test_the_report_package_has_no_import_cycle():
+    """docs/architecture.md, "Inside titans.eval.report": its modules import each other without a cycle; the
+    entries come together in build alone, and no module below the entries imports one of them."""
+    graph = package_import_graph(PACKAGE / "eval" / "report")
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle in titans.eval.report: " + " -> ".join(cycle)
+    entries = {f"titans.eval.report.{name}" for name in
+               ("table1", "table2", "tables3_4", "table5", "figure6", "figure7", "figures8_9")}
+    assert entries <= graph["titans.eval.report.build"]
+    assert all(not deps & entries for module, deps in graph.items() if module != "titans.eval.report.build")
 
 
 def test_no_module_imports_a_layer_above_it():

@@ -68,13 +68,13 @@ def test_legends_sit_outside_the_data(drawn, tmp_path):
                for i, n in enumerate((256, 512, 1024))]
     plots.throughput_plot({"kind": "throughput", "device": "CPU", "settings": {"size": "tiny"}, "results": results},
                           tmp_path / "throughput.png")
-    from titans.eval.report import _lines
+    from titans.eval.report.figures import plot_lines
 
     plt = plots._pyplot()
     fig, ax = plt.subplots(layout="constrained")
-    _lines(ax, {"LMM (L_M=1) (tiny, 1.9M params, 614.4K tokens)": {"512": 150.0, "1K": 140.0},
-                "Transformer++ (tiny, 1.9M params, 614.4K tokens)": {"512": 130.0, "1K": 160.0}},
-           "sequence length", "perplexity")
+    plot_lines(ax, {"LMM (L_M=1) (tiny, 1.9M params, 614.4K tokens)": {"512": 150.0, "1K": 140.0},
+                    "Transformer++ (tiny, 1.9M params, 614.4K tokens)": {"512": 130.0, "1K": 160.0}},
+               "sequence length", "perplexity")
     for figure in [*drawn, fig]:
         _legends_clear_of_axes(figure)
     plt.close(fig)

@@ -133,7 +133,7 @@ def test_a_registered_variant_streams_with_the_cache(running_mean):
 
 def test_the_report_and_the_model_card_name_a_registered_variant(running_mean):
     from titans.eval.model_card import _architecture, variant_description
-    from titans.eval.report import identify
+    from titans.eval.report.identity import identify
     from titans.eval.task_results import forecaster_name
 
     model = build_causal_lm("running_mean", "tiny", vocab_size=VOCAB, n_layers=2, window=4)

@@ -11,8 +11,11 @@ import math
 import pytest
 
 from titans.eval import paper_results as paper
-from titans.eval.report import (ENTRIES, identify, niah_cells, read_inputs, table5_aggregates, table5_long_context,
-                                table5_lm_ppl, table5_reasoning)
+from titans.eval.report.build import ENTRIES
+from titans.eval.report.cells import niah_cells
+from titans.eval.report.identity import identify
+from titans.eval.report.inputs import read_inputs
+from titans.eval.report.table5 import table5_aggregates, table5_long_context, table5_lm_ppl, table5_reasoning
 from titans.eval.results import build_record, write_record
 from titans.eval.table1 import ACCURACY_COLUMNS, ALL_COLUMNS, table1_average
 from titans.models import build_config
@@ -288,7 +291,8 @@ def test_a_result_file_records_how_far_its_checkpoint_trained(tmp_path):
 
 
 def test_blocks_take_any_cells_our_rows_averaged():
-    from titans.eval.report import Block, OurRow, average_rows, place, render_block
+    from titans.eval.report.blocks import Block, place, render_block
+    from titans.eval.report.rows import OurRow, average_rows
 
     rows = average_rows([OurRow("Model A", {"x": (0.25, 0.5), "y": 2.0}, "tiny"),
                          OurRow("Model A", {"x": (0.75, 1.0), "y": 4.0}, "tiny"),

@@ -86,7 +86,7 @@ TABLE2 = {
 # Table 5 (v1 Table 5, NeurIPS Table 4): the ablations at 400M / 15B tokens. Its columns are aggregates of Tables 1-2
 # (the paper does not say so; the first four rows reproduce exactly from the 400M rows of Table 1 and from Table 2):
 # language-modelling ppl = mean(Wiki ppl, LMB ppl), reasoning = Table 1's Avg, long context = mean of the 12 S-NIAH
-# cells (titans.eval.report.table5_aggregates).
+# cells (titans.eval.report.table5.table5_aggregates).
 TABLE5_COLUMNS = ["LM ppl", "Reasoning acc", "Long context acc"]
 TABLE5 = {
     'LMM': [27.01, 47.83, 92.68],
