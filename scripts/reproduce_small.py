@@ -42,7 +42,7 @@ LMM_ROWS = list(ablate.ROWS)  # full, linear_memory, no_momentum, no_weight_deca
 OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], "transformer": ["model=transformer"],
               "swa": ["model=swa"], "deltanet": ["model=deltanet"], "gated_deltanet": ["model=gated_deltanet"],
               "ttt": ["model=ttt"],
-              # depth 3-4 with the smaller initial inner learning rate of configs/experiment/lmm_depth{3,4}_*.yaml
+              # depth 3-4 with the smaller initial inner learning rate of configs/recipe/figure7/depth{3,4}.yaml
               "depth3": ["model=lmm", "model.net.memory.depth=3", "model.net.memory.theta_init=0.001"],
               # at the tiny width a depth-4 memory alone exceeds the Transformer++ parameter count: not matched
               "depth4": ["model=lmm", "model.net.memory.depth=4", "model.net.memory.theta_init=0.001",

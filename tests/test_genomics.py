@@ -24,6 +24,7 @@ from titans.data.genomics import (
 )
 from titans.models.classification import SequenceClassifier, masked_mean
 from numerics import assert_within_reference_error, float64_copy
+from recipes import composing
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
 
@@ -157,12 +158,14 @@ def test_dna_corpus_windows_from_a_fasta(tmp_path):
     assert dm.train_set[1]["input_ids"][120 - 64].item() == 0  # EOS after the first record
 
 
-GENOMICS_EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("genomics_*.yaml"))
+# the experiments that declare the fine-tuning recipe (configs/recipe/genomics.yaml), whatever their names
+GENOMICS_EXPERIMENTS = sorted(composing("genomics"))
 
 
-def test_there_is_a_finetuning_experiment_per_table4_task():
-    for task in GENOMIC_BENCHMARKS:
-        assert f"genomics_{task}" in GENOMICS_EXPERIMENTS
+def test_there_is_a_finetuning_experiment_per_table4_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
+    tasks = {_compose(tmp_path, [f"experiment={name}"]).data.task for name in GENOMICS_EXPERIMENTS}
+    assert set(GENOMIC_BENCHMARKS) <= tasks
 
 
 @pytest.mark.parametrize("name", [*GENOMICS_EXPERIMENTS, "dna_pretrain_lmm", "dna_pretrain_smoke"])
@@ -172,7 +175,7 @@ def test_genomics_experiments_compose_and_instantiate(name, tmp_path, monkeypatc
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     cfg = _compose(tmp_path, [f"experiment={name}"])
     assert cfg.task_name == name and cfg.tokenizer.kind == "dna"
-    if name.startswith("genomics_"):
+    if name in GENOMICS_EXPERIMENTS:
         assert cfg.test is True and cfg.init_from_required is True
         module = hydra.utils.instantiate(cfg.model, net={"vocab_size": 7, "num_classes": 3}, _convert_="all")
         assert module.net.head.out_features == 3 and module.pretrained_net is module.net.lm

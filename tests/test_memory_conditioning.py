@@ -28,10 +28,11 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))  # the configs' paths
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 def preset_theta(depth: int) -> float:
-    """The initial inner learning rate of the deep-memory experiments (configs/experiment/lmm_depth{3,4}_*.yaml)."""
+    """The initial inner learning rate of the deep-memory experiments (configs/recipe/figure7/depth{3,4}.yaml, which
+    the lmm_depth{3,4}_* experiments compose)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.load(ROOT / "configs" / "experiment" / f"lmm_depth{depth}_170m.yaml").model.net.memory.theta_init
+    return OmegaConf.load(ROOT / "configs" / "recipe" / "figure7" / f"depth{depth}.yaml").model.net.memory.theta_init
 
 
 # every variant and preset: the model configs, the deep memories (with their experiments' theta_init), Table 5's ablations (recipe/table5/*.yaml applied
@@ -146,7 +147,7 @@ def test_eq13_as_printed_is_what_breaks(tmp_path):
 def test_depth4_needs_its_experiments_smaller_inner_learning_rate(tmp_path):
     """At depth 4 with the default theta_init (0.01) the inner step exceeds the stability limit of the memory's
     curvature: the outer gradient grows with length and fails the check above (17.7 at 256 tokens, 235 at 1K on
-    2026-12-05), which is why configs/experiment/lmm_depth4_*.yaml start from a 10x smaller value."""
+    2026-12-05), which is why configs/recipe/figure7/depth4.yaml starts from a 10x smaller value."""
     default = compose_train_config(tmp_path, ["size=tiny", "model=lmm"]).model.net.memory.theta_init
     assert preset_theta(4) < default
     model, ids = build("lmm", tmp_path, ["model.net.memory.depth=4", "+model.net.match_params=false",

@@ -15,6 +15,7 @@ from titans.data.timeseries import DATASETS, ForecastingDataModule, read_series_
 from titans.models.forecasting import DLinear, MemoryForecaster, MovingAverage, RevIN, patch_count
 from titans.training.forecasting import LitForecaster
 from numerics import assert_within_reference_error, float64_copy
+from recipes import composing
 from train_helpers import ROOT, run_dirs, run_train
 from train_helpers import compose_train_config as _compose
 
@@ -205,12 +206,15 @@ def test_patch_tokens_are_causal_in_time(tol_seed):
     assert not torch.allclose(h1[:, 3:], h2[:, 3:])
 
 
-TS_EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("ts_*.yaml"))
+# the experiments that declare the forecasting recipe (configs/recipe/forecasting.yaml), whatever their names
+FORECASTING = composing("forecasting")
+TS_EXPERIMENTS = sorted(FORECASTING)
 
 
 def test_there_is_an_lmm_and_a_dlinear_experiment_per_table3_dataset():
+    declared = {(d.selects["data"], d.selects["model"]) for d in FORECASTING.values()}
     for name in DATASETS:
-        assert f"ts_{name}_lmm" in TS_EXPERIMENTS and f"ts_{name}_dlinear" in TS_EXPERIMENTS
+        assert (name, "ts_lmm") in declared and (name, "ts_dlinear") in declared, name
 
 
 @pytest.mark.parametrize("name", TS_EXPERIMENTS)
@@ -219,7 +223,8 @@ def test_forecasting_experiments_compose_and_instantiate(name, tmp_path, monkeyp
     cfg = _compose(tmp_path, [f"experiment={name}"])
     assert cfg.task_name == name and cfg.test is True and cfg.data.lookback == 96
     assert cfg.callbacks.model_checkpoint.monitor == "val/mse" and cfg.get("tokenizer") is None
-    dataset = name.split("_")[1]
+    dataset = FORECASTING[name].selects["data"]
+    assert cfg.hydra.runtime.choices.data == dataset
     net_inputs = {"n_variates": DATASETS[dataset].n_variates, "lookback": 96, "horizon": 192}
     module = hydra.utils.instantiate(cfg.model, net=net_inputs, _convert_="all")
     assert isinstance(module, LitForecaster)
