@@ -24,7 +24,6 @@ Training runs and result files that already exist are reused (--force retrains a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,9 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_spec = importlib.util.spec_from_file_location("ablate_small", ROOT / "scripts" / "ablate_small.py")
-ablate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ablate)
+from scripts import ablate_small as ablate  # noqa: E402  (after the repository root is on sys.path)
 
 LMM_ROWS = list(ablate.ROWS)  # full, linear_memory, no_momentum, no_weight_decay, no_conv, no_persistent
 OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], "transformer": ["model=transformer"],

@@ -1,15 +1,10 @@
 """scripts/ablate_small.py: every row composes into the LMM with exactly its one change; the summary's math."""
 
-import importlib.util
-
 import pytest
 
+from scripts import ablate_small as ablate
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
-
-spec = importlib.util.spec_from_file_location("ablate_small", ROOT / "scripts" / "ablate_small.py")
-ablate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ablate)
 
 CHANGED = {"linear_memory": ("memory", "depth", 1), "no_momentum": ("memory", "momentum", False),
            "no_weight_decay": ("memory", "forget", False), "no_conv": ("memory", "use_conv", False),

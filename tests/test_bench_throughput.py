@@ -3,13 +3,7 @@ table and plot of a result file. (Throughput itself is a benchmark, not a test: 
 
 from __future__ import annotations
 
-import importlib.util
-
-from train_helpers import ROOT
-
-spec = importlib.util.spec_from_file_location("bench_throughput", ROOT / "scripts" / "bench_throughput.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from scripts import bench_throughput as bench
 
 
 def test_sweeps_and_jobs():

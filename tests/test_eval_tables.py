@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +10,6 @@ from titans.eval.paper_results import TABLE1, TABLE2, table1_paper_row
 from titans.eval.results import build_record, read_record, write_record
 from titans.eval.table1 import ACCURACY_COLUMNS, TABLE1_TASKS, table1_average, table1_row
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # Rows whose printed Avg is not the mean of their accuracies (typos of the paper's Table 1; docs/design.md).
 PAPER_AVG_TYPOS = {("400m", "Gated DeltaNet-H2∗"), ("400m", "Titans (LMM)"), ("760m", "TTT"),
@@ -65,9 +62,8 @@ def test_reproduce_table_prints_paper_and_our_rows(tmp_path, capsys):
     paths = [write_record(table1, tmp_path, "t1"), write_record(niah, tmp_path, "niah")]
     assert read_record(paths[0])["results"]["table1"]["Avg"] == pytest.approx(table1_row(_lm_eval_results())["Avg"])
 
-    spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from scripts import reproduce_table as module
+
     module.main(["--results", *map(str, paths), "--scale", "760m", "--tables", "1", "2", "--no-write"])
     out = capsys.readouterr().out
     assert "| Titans (MAC) | 19.93 | 20.12 | 39.62 |" in out  # a paper row
@@ -104,9 +100,8 @@ def test_table3_and_table4_paper_numbers_and_our_rows(tmp_path, capsys):
         paths[-1].write_text(json.dumps(record))
     assert table3_entry(partial)[2] is None  # not all four horizons: no average in the table
 
-    spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from scripts import reproduce_table as module
+
     module.main(["--results", *map(str, paths), "--tables", "3", "4", "--no-write"])
     out = capsys.readouterr().out
     lines = out.splitlines()

@@ -209,13 +209,8 @@ FUSED_LMM_CEILING = 8_700
 @pytest.mark.parametrize("length", [512, 1024])
 def test_tiny_lmm_op_count(length):
     torch.set_default_dtype(torch.float32)  # the model as trained (the float64_default fixture restores it)
-    import importlib.util
-    from pathlib import Path
+    from scripts import count_ops as mod
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "count_ops.py"
-    spec = importlib.util.spec_from_file_location("count_ops", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fallback to the torch scan
         n = mod.count_ops("lmm", length, memory=dict(impl="fused_cpu"))["aten"]

@@ -8,12 +8,8 @@ with the default rule. Each ceiling leaves 5% of room over the scan's count and 
 so a change that brings back per-chunk autograd work (or many new small ops per chunk) fails here.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 SCAN_CEILING = {"zero": 101_500, "init": 115_900}
 LENGTH = 512
 
@@ -21,10 +17,9 @@ pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]
 
 
 def _count_ops():
-    spec = importlib.util.spec_from_file_location("count_ops", ROOT / "scripts" / "count_ops.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.count_ops
+    from scripts.count_ops import count_ops
+
+    return count_ops
 
 
 @pytest.mark.parametrize("decay_target", sorted(SCAN_CEILING))

@@ -5,19 +5,15 @@ command and its cost.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import hydra
 import pytest
 import torch
 
+from scripts import reproduce_small as small
 from train_helpers import ROOT
 from train_helpers import compose_train_config as _compose
-
-spec = importlib.util.spec_from_file_location("reproduce_small", ROOT / "scripts" / "reproduce_small.py")
-small = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(small)
 
 
 def test_lmm_rows_are_ablate_smalls_corpus_runs(tmp_path):

@@ -4,7 +4,6 @@ Table 5 aggregates against hand-computed values and against the paper's own Tabl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -16,11 +15,7 @@ from titans.eval.report import (ENTRIES, identify, niah_cells, read_inputs, tabl
 from titans.eval.results import build_record, write_record
 from titans.eval.table1 import ACCURACY_COLUMNS, ALL_COLUMNS, table1_average
 from titans.models import build_config
-from train_helpers import ROOT
-
-spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "scripts" / "reproduce_table.py")
-reproduce = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reproduce)
+from scripts import reproduce_table as reproduce
 
 
 def _config(variant, size="tiny", **overrides):
