@@ -1,5 +1,6 @@
-"""The repository's shape: no module imports a layer above it (docs/architecture.md), and nothing points outside
-the repository (a clone has everything it refers to)."""
+"""The repository's shape: no module imports a layer above it (docs/architecture.md), no test module imports another
+(shared code lives in the helper modules of tests/), and nothing points outside the repository (a clone has
+everything it refers to)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,42 @@ def test_no_module_imports_a_layer_above_it():
             if LAYERS[other] >= LAYERS[own]:
                 upward.append(f"{path.relative_to(ROOT)}:{line}: {own} imports {target} ({other} is not below it)")
     assert not upward, "\n".join(upward)
+
+
+def imports_of_test_modules(source: str, filename: str = "<source>") -> list[tuple[int, str]]:
+    """(line, name) of every import in ``source``, at any depth, of a test module (a ``test_*`` module or name:
+    ``import test_x``, ``from test_x import f``, ``from tests.test_x import f``, ``from . import test_x``)."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] + [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, name) for name in names if any(p.startswith("test_") for p in name.split("."))]
+    return found
+
+
+
+
+def test_the_test_import_check_has_no_gaps():
+    source = ("import test_a\nfrom test_b import f\nfrom tests.test_c import g\nfrom . import test_d\n"
+              "def h():\n    from test_e import ESSAY\n"
+              "import numerics\nfrom train_helpers import ROOT\nfrom scripts import count_ops\nimport pytest\n")
+    assert [name for _, name in imports_of_test_modules(source)] == [
+        "test_a", "test_b", "tests.test_c", "test_d", "test_e"]
+
+
+def test_no_test_module_imports_another():
+    """A test module imports helper modules (tests/*.py without the test_ prefix: train_helpers, numerics,
+    memory_oracle, ...), never another test module: importing one runs its module-level code and, under pytest,
+    can collect its tests twice or make a test depend on where another lives."""
+    hits = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        hits += [f"{path.relative_to(ROOT)}:{line}: imports {name}"
+                 for line, name in imports_of_test_modules(path.read_text(encoding="utf-8"), str(path))]
+    assert not hits, "\n".join(hits)
 
 
 def _repository_files() -> list[Path]:

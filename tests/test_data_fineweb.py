@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from titans.data import DataUnavailableError, FineWebEduDataModule, ResumableSampler, build_tokenizer
-from titans.data.shards import ShardWriter, read_meta, write_meta
+from data_helpers import write_tiny_shards
+from titans.data import DataUnavailableError, FineWebEduDataModule, ResumableSampler
+from titans.data.shards import read_meta
 from titans.data.split import is_held_out
-from titans.data.tokenizers import tokenizer_fingerprint
 
 DOCS = [f"Document number {i}: " + "lorem ipsum dolor sit amet " * (i % 5 + 1) for i in range(60)]
 
@@ -24,20 +24,6 @@ def jsonl(tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"text": doc, "id": i}) + "\n" for i, doc in enumerate(DOCS)))
     return path
-
-
-def write_tiny_shards(root, tokens_per_doc=(50, 70, 90), seq_len=32):
-    """Hand-written shards: documents of known ids, uint16, two train shards."""
-    tok = build_tokenizer("bytes")
-    splits = {}
-    for split, shard_tokens in (("train", 64), ("validation", 1000)):
-        writer = ShardWriter(root, split, tok.eos_token_id, len(tok), seq_len, shard_tokens=shard_tokens)
-        for n in tokens_per_doc:
-            writer.add(range(n % 256, n % 256 + n // 2))
-        splits[split] = writer.close()
-    write_meta(root, splits, seq_len=seq_len, eos_token_id=tok.eos_token_id, vocab_size=len(tok),
-               tokenizer_config=tok.titans_config, tokenizer_fingerprint=tokenizer_fingerprint(tok), source={})
-    return tok
 
 
 def test_shards_are_memory_mapped_windows_of_the_eos_joined_stream(tmp_path):

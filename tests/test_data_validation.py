@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from test_data_fineweb import write_tiny_shards
+from data_helpers import write_tiny_shards
 from titans.data.shards import read_meta, shard_windows
 from titans.data.timeseries import ForecastingDataModule, read_series_csv
 from train_helpers import ROOT, assert_one_error_line, run_train

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from eval_helpers import tiny_tokenizer
+from eval_helpers import ESSAY, evaluate, tiny_tokenizer
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct
 from titans.tasks.babilong import format_prompt, make_babilong_sample, sample_from_hub_row
 from titans.tasks.babilong_prompts import FEW_SHOT_PROMPTS, few_shot_prompt
 from titans.tasks.haystack import Haystack
-from test_eval_long_context import ESSAY
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,6 @@ def test_hub_rows_take_either_prompt():
 def test_few_shot_offline_suite_end_to_end(tmp_path):
     import torch
 
-    from test_eval_cli import _evaluate
     from titans.data import build_tokenizer
     from titans.eval.results import read_record
     from titans.models import build_causal_lm
@@ -78,7 +76,7 @@ def test_few_shot_offline_suite_end_to_end(tmp_path):
                       tokenizer=tokenizer.titans_config)
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": lit.state_dict(), "hyper_parameters": dict(lit.hparams)}, ckpt)
-    path = _evaluate([f"ckpt={ckpt}", "suite=babilong_fewshot_offline", "suite.tasks=[qa1]", "suite.lengths=[0]",
+    path = evaluate([f"ckpt={ckpt}", "suite=babilong_fewshot_offline", "suite.tasks=[qa1]", "suite.lengths=[0]",
                       "suite.samples_per_cell=2", "suite.max_new_tokens=2", f"output_dir={tmp_path}"])
     record = read_record(path)
     assert record["suite"] == "babilong_fewshot_offline" and record["results"]["prompt"] == "few_shot"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval_helpers import tiny_llama, tiny_tokenizer
+from eval_helpers import evaluate, tiny_llama, tiny_tokenizer
 from titans.errors import CheckpointError, HubUnavailableError
 from titans.eval.loading import load_model_and_tokenizer
 from titans.eval.results import REQUIRED_KEYS, read_record
@@ -28,20 +28,6 @@ def hf_dir(tmp_path_factory):
     tiny_llama(len(tokenizer), max_position_embeddings=512).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-def _compose(overrides):
-    from hydra import compose, initialize_config_dir
-
-    os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose(config_name="eval", overrides=overrides)
-
-
-def _evaluate(overrides):
-    from titans.eval.runner import evaluate_checkpoint
-
-    return evaluate_checkpoint(_compose(overrides))
 
 
 @pytest.mark.slow
@@ -65,9 +51,9 @@ def test_eval_py_writes_a_complete_result_file(hf_dir, tmp_path):
 
 def test_eval_missing_or_invalid_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="No checkpoint given"):
-        _evaluate(["suite=smoke"])
+        evaluate(["suite=smoke"])
     with pytest.raises(CheckpointError, match="not found"):
-        _evaluate([f"ckpt={tmp_path / 'missing.ckpt'}", "suite=smoke"])
+        evaluate([f"ckpt={tmp_path / 'missing.ckpt'}", "suite=smoke"])
     with pytest.raises(CheckpointError, match="without config.json"):
         load_model_and_tokenizer(tmp_path)
     (tmp_path / "notes.txt").write_text("hello")
@@ -82,7 +68,7 @@ def test_hub_suites_fail_fast_offline(hf_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for suite in ("table1", "babilong"):
         with pytest.raises(HubUnavailableError, match="offline alternative"):
-            _evaluate([f"ckpt={hf_dir}", f"suite={suite}"])
+            evaluate([f"ckpt={hf_dir}", f"suite={suite}"])
 
 
 def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path, capsys):
@@ -98,7 +84,7 @@ def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path, cap
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": lit.state_dict(), "hyper_parameters": dict(lit.hparams)}, ckpt)
 
-    path = _evaluate([f"ckpt={ckpt}", "suite=niah", "suite.tasks=[passkey,niah_single_2]", "suite.lengths=[512]",
+    path = evaluate([f"ckpt={ckpt}", "suite=niah", "suite.tasks=[passkey,niah_single_2]", "suite.lengths=[512]",
                       "suite.depths=[0.0,1.0]", "suite.samples_per_cell=1", f"output_dir={tmp_path}"])
     record = json.loads(path.read_text())
     assert record["checkpoint"]["kind"] == "lightning" and record["model"]["class"] == "TitansForCausalLM"
@@ -111,7 +97,7 @@ def test_niah_and_babilong_suites_on_a_titans_lightning_checkpoint(tmp_path, cap
     assert all(f"Figure written to {f}" in out for f in record["figures"]) and "_niah_heatmap.png" in out
     assert "S-NIAH niah_single_1: 100%" in err and "S-NIAH niah_single_2: 100%" in err and "%|" not in out
 
-    path = _evaluate([f"ckpt={ckpt}", "suite=babilong_offline", "suite.tasks=[qa1]", "suite.lengths=[0,400]",
+    path = evaluate([f"ckpt={ckpt}", "suite=babilong_offline", "suite.tasks=[qa1]", "suite.lengths=[0,400]",
                       "suite.samples_per_cell=2", f"output_dir={tmp_path}", "output_name=bab"])
     record = read_record(path)
     assert path.name == "bab.json" and set(record["results"]["acc"]) == {"qa1/0", "qa1/400"}

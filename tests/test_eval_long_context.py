@@ -12,10 +12,7 @@ from titans.eval.long_context import evaluate_babilong, evaluate_niah, markdown_
 from titans.eval.metrics import BABILONG_TASK_LABELS, babilong_correct, niah_contains, niah_exact_match
 from titans.tasks.niah import make_niah_dataset, make_niah_sample
 from titans.eval.plots import babilong_plot, niah_heatmap
-from eval_helpers import SAMPLE_TEXT, tiny_llama, tiny_tokenizer
-
-ESSAY = " ".join(f"Sentence number {i} of the essay talks about the {w} and the river." for i, w in
-                 enumerate(["king", "queen", "storm", "garden", "castle", "sea", "crown", "sword"] * 10))
+from eval_helpers import ESSAY, SAMPLE_TEXT, tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

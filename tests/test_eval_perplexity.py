@@ -93,7 +93,7 @@ def test_perplexity_suite_on_a_lightning_checkpoint(tmp_path):
     """eval.py suite=perplexity: the bundled corpus' validation split, a result file with both readings and a plot."""
     from pathlib import Path
 
-    from test_eval_cli import _evaluate
+    from eval_helpers import evaluate
     from titans.data import build_tokenizer
     from titans.eval.results import read_record
     from titans.training.lit_module import LitCausalLM
@@ -104,7 +104,7 @@ def test_perplexity_suite_on_a_lightning_checkpoint(tmp_path):
                       tokenizer=tokenizer.titans_config)
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": lit.state_dict(), "hyper_parameters": dict(lit.hparams)}, ckpt)
-    path = _evaluate([f"ckpt={ckpt}", "suite=perplexity", "suite.lengths=[32,64]", "suite.n_tokens=128",
+    path = evaluate([f"ckpt={ckpt}", "suite=perplexity", "suite.lengths=[32,64]", "suite.n_tokens=128",
                       "suite.position_buckets=2", f"output_dir={tmp_path}"])
     record = read_record(path)
     results = record["results"]

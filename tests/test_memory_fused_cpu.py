@@ -17,8 +17,8 @@ import torch
 from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_scan
 from titans.memory import fused_cpu
 
+from memory_oracle import make_problem, make_target
 from scan_problems import decay_target_gradcheck_problem, leaves, outputs_and_grads
-from test_memory_oracle import make_problem, make_target
 
 pytestmark = [pytest.mark.usefixtures("single_thread", "float64_default"),
               pytest.mark.skipif(fused_cpu.build_error() is not None,

@@ -14,8 +14,8 @@ from titans.memory import MemoryConfig, NeuralMemory, chunked_memory, memory_sca
 from titans.memory.scan import MemoryScan, scan_inputs
 from titans.memory.scan_spec import ScanInputs, ScanSpec
 
+from memory_oracle import make_problem, make_target, run_oracle
 from scan_problems import decay_target_gradcheck_problem, leaves, outputs_and_grads, run_scan
-from test_memory_oracle import make_problem, make_target, run_oracle
 
 # every tensor of these tests is float64 (the default dtype is restored afterwards)
 pytestmark = pytest.mark.usefixtures("single_thread", "float64_default")
