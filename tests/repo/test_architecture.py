@@ -1,6 +1,6 @@
-"""The repository's shape: no module imports a layer above it (docs/architecture.md), no test module imports another
-(shared code lives in the helper modules of tests/), and nothing points outside the repository (a clone has
-everything it refers to)."""
+"""The repository's shape: no module imports a layer above it (docs/architecture.md), the tests are laid out by what
+they guard and no test module imports another (shared code lives in the helper modules of tests/), and nothing points
+outside the repository (a clone has everything it refers to)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import ast
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from train_helpers import ROOT
+
 PACKAGE = ROOT / "titans"
 
 # docs/architecture.md: each module of titans/ in its layer, lowest first; a module may import its own layer and
@@ -219,6 +220,39 @@ def test_no_test_module_imports_another():
         hits += [f"{path.relative_to(ROOT)}:{line}: imports {name}"
                  for line, name in imports_of_test_modules(path.read_text(encoding="utf-8"), str(path))]
     assert not hits, "\n".join(hits)
+
+
+# tests/<folder>/: what its test modules guard (tests/README.md describes each). The helper modules they share
+# (conftest.py, train_helpers.py, numerics.py, ...) sit in tests/ itself, which pyproject.toml puts on the pythonpath.
+TEST_FOLDERS = {
+    "memory": "titans.memory", "layers": "titans.layers", "models": "titans.models", "data": "titans.data",
+    "eval": "titans.eval", "training": "titans.training", "cli": "titans.cli and the command-line entry points",
+    "tasks": "the Table 3-4 tasks (forecasting, genomics)", "scripts": "scripts/",
+    "repo": "the repository as a whole",
+}
+
+
+def test_the_tests_are_laid_out_by_what_they_guard():
+    """Every test module is in one of TEST_FOLDERS (each described in tests/README.md), one level down; every helper
+    module is in tests/ itself (the folders are not on the pythonpath); no test module shares its file name with
+    another: pytest's default import mode (prepend) imports a test module by its file name, with its folder put on
+    sys.path, so two test_x.py in two folders would clash."""
+    tests = ROOT / "tests"
+    misplaced, names = [], {}
+    for path in sorted(tests.rglob("*.py")):
+        relative = path.relative_to(tests)
+        if path.name.startswith("test_"):
+            if len(relative.parts) != 2 or relative.parts[0] not in TEST_FOLDERS:
+                misplaced.append(f"tests/{relative.as_posix()}: a test module outside tests/<folder>/ "
+                                 f"(folders: {', '.join(TEST_FOLDERS)})")
+            names.setdefault(path.name, []).append(relative.as_posix())
+        elif len(relative.parts) != 1:
+            misplaced.append(f"tests/{relative.as_posix()}: a helper module outside tests/ (not importable)")
+    assert not misplaced, "\n".join(misplaced)
+    assert all(len(paths) == 1 for paths in names.values()), {n: p for n, p in names.items() if len(p) > 1}
+    assert {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(TEST_FOLDERS)
+    readme = (tests / "README.md").read_text(encoding="utf-8")
+    assert all(f"`tests/{folder}/`" in readme for folder in TEST_FOLDERS), "tests/README.md describes every folder"
 
 
 def _repository_files() -> list[Path]:

@@ -3,7 +3,6 @@ in each, and each YAML instantiated by Hydra equals the preset field for field. 
 configs/ alone (nothing registered from Python) and take the preset, then their two run policies."""
 
 import dataclasses
-from pathlib import Path
 
 import hydra
 import pytest
@@ -14,8 +13,9 @@ from omegaconf import OmegaConf
 from titans.memory import MemoryConfig
 from titans.memory.config import PRESETS
 from titans.models.config import MEMORY_PRESETS
+from train_helpers import ROOT
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = ROOT / "configs"
 MEMORY_DIR = CONFIGS / "model" / "memory"
 FIELDS = [f.name for f in dataclasses.fields(MemoryConfig)]
 

@@ -3,7 +3,8 @@ change: each composed config is compared, key by key, with its composed base (no
 model it builds with the base's model. Which experiments these are, and their bases, follows from what they declare
 (tests/recipes.py): a Table 1 row (recipe/table1, a recipe/table1_variant, a recipe/table1_size) plus one change
 recipe, recipe/table5/<row> or recipe/figure7/depth<d>; the base is the Table 1 row of the same variant and size.
-(That every experiment of the Table 1 recipe composes and instantiates offline is tests/test_train_configs.py's.)"""
+(That every experiment of the Table 1 recipe composes and instantiates offline is
+tests/training/test_train_configs.py's.)"""
 
 from __future__ import annotations
 

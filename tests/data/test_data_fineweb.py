@@ -1,5 +1,5 @@
 """FineWebEduDataModule: prepared memory-mapped shards, local streaming, and the offline failure (the held-out split,
-the passes and scripts/prepare_lm_data.py: tests/test_data_splits.py)."""
+the passes and scripts/prepare_lm_data.py: tests/data/test_data_splits.py)."""
 
 from __future__ import annotations
 

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval_helpers import evaluate, tiny_llama, tiny_tokenizer
+from eval_helpers import ROOT, evaluate, tiny_llama, tiny_tokenizer
 from titans.errors import CheckpointError, HubUnavailableError
 from titans.eval.loading import load_model_and_tokenizer
 from titans.eval.results import REQUIRED_KEYS, read_record
 
-ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
 
 

@@ -188,7 +188,7 @@ def test_each_built_in_variant_keeps_its_defaults(variant):
 
 def test_the_registry_lists_the_built_in_variants_in_order_with_their_names_and_states():
     assert list(VARIANTS) == ["mac", "mag", "mal", "lmm", "transformer", "swa", "deltanet", "gated_deltanet", "ttt"]
-    # the state each block type declares (tests/test_models_variants.py checks the mixers return it)
+    # the state each block type declares (tests/models/test_models_variants.py checks the mixers return it)
     assert {kind: block.state for kind, block in BLOCK_TYPES.items()} == {
         "attn": KVCache, "swa": KVCache, "lmm": MemoryState, "mag": MAGState, "mac": MACState}
     assert variants.TITANS_VARIANTS == ("mac", "mag", "mal", "lmm")

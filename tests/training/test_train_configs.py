@@ -26,11 +26,11 @@ from train_helpers import compose_train_config as _compose
 
 CONFIGS = ROOT / "configs"
 # the experiments that compose the Table 1 recipe: its rows, and its rows with one declared change (Table 5's
-# ablations, Figure 7's memory depths: tests/test_paper_experiments.py compares those with their row)
+# ablations, Figure 7's memory depths: tests/training/test_paper_experiments.py compares those with their row)
 TABLE1 = sorted(composing("table1"))
 # The experiments of the other recipes are checked where their task is: recipe/forecasting in
-# tests/test_timeseries.py, recipe/genomics in tests/test_genomics.py. Those that compose no recipe are checked by
-# name in the test file named here.
+# tests/tasks/test_timeseries.py, recipe/genomics in tests/tasks/test_genomics.py. Those that compose no recipe are
+# checked by name in the test file named here.
 CHECKED_BY_RECIPE = {"table1": "test_train_configs.py", "forecasting": "test_timeseries.py",
                      "genomics": "test_genomics.py"}
 CHECKED_BY_NAME = {"babilong_finetune_mac_170m": "test_train_finetune.py",

@@ -80,7 +80,8 @@ def _tensors(state) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_block_keeps_a_typed_state_that_the_next_step_leaves_unchanged(variant):
-    expected = {kind: block.state for kind, block in BLOCK_TYPES.items()}  # tests/test_models_variants_registry.py
+    # (tests/models/test_models_variants_registry.py)
+    expected = {kind: block.state for kind, block in BLOCK_TYPES.items()}
     model, x = tiny(variant), tokens(batch=1, length=9)
     with torch.no_grad():
         cache = output_cache(model(x[:, :6], use_cache=True))
