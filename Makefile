@@ -43,7 +43,7 @@ test-fast: install
 
 ## the Triton memory kernels (in the Triton interpreter on CPU) and the flex-attention masks
 test-triton: install $(VENV)/.installed-gpu
-	$(BIN)/python -m pytest -q tests/test_memory_triton.py tests/test_attention_flex.py $(ARGS)
+	$(BIN)/python -m pytest -q tests/memory/test_memory_triton.py tests/layers/test_attention_flex.py $(ARGS)
 
 ## one-shot GPU check (about 8 minutes on one H100/H200): experiments/results/gpu/gpu_check.{json,md}
 ## ARGS="--cpu" runs the harness at tiny sizes on CPU, ARGS="--sm90" compiles the kernels for sm_90 without a GPU

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -33,10 +32,9 @@ IMPLS = ("scan", "fused_cpu")
 
 
 def op_counts(length: int) -> dict:
-    spec = importlib.util.spec_from_file_location("count_ops", ROOT / "scripts" / "count_ops.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return {(v, impl): mod.count_ops(v, length, memory=dict(impl=impl))["aten"]
+    from scripts.count_ops import count_ops
+
+    return {(v, impl): count_ops(v, length, memory=dict(impl=impl))["aten"]
             for v in ("lmm", "mac") for impl in IMPLS}
 
 

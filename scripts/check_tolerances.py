@@ -7,7 +7,7 @@ offsets 0..N-1, and no other test) and ``TITANS_TOLERANCE_LOG`` set, then report
 the seeds and the margin 1 / ratio, which must be at least 3.
 
     python scripts/check_tolerances.py                      # 50 seeds, every test file that uses tests/numerics.py
-    python scripts/check_tolerances.py --seeds 5 tests/test_memory_triton.py
+    python scripts/check_tolerances.py --seeds 5 tests/memory/test_memory_triton.py
 
 Writes experiments/results/tolerances/tolerances.{json,md} (--out; the JSON holds the worst seed of each
 comparison) and prints their paths.
@@ -33,7 +33,7 @@ MARGIN = 3.0
 
 def test_files() -> list[str]:
     """The test files that call tests/numerics.py."""
-    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
                   if "from numerics import" in p.read_text())
 
 

@@ -8,8 +8,8 @@
 Parts, each under its own time limit and a global deadline (--budget seconds), results written after every
 measurement to experiments/results/gpu/gpu_check.json and .md (so a failure or a timeout loses nothing before it):
   env      torch / triton versions, the device
-  tests    pytest -m gpu on tests/test_memory_triton.py and tests/test_attention_flex.py (compiled kernels vs the
-           references on CUDA)
+  tests    pytest -m gpu on tests/memory/test_memory_triton.py and tests/layers/test_attention_flex.py (compiled
+           kernels vs the references on CUDA)
   scan     the memory scan alone (depth 2, expansion 4, momentum and decay, chunk 16, head_dim 64, 12 heads = width
            768): forward+backward time and peak memory at 4K and 16K tokens for the Triton kernels, the compiled
            torch op and the eager torch op (the ratios use the eager op of the same run as the baseline)
@@ -169,7 +169,7 @@ def part_env(args, res: Results):
 
 def part_tests(args, res: Results, deadline: Deadline):
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-           "tests/test_memory_triton.py", "tests/test_attention_flex.py"]
+           "tests/memory/test_memory_triton.py", "tests/layers/test_attention_flex.py"]
     limit = min(args.tests_limit, max(10, deadline.left()))
     t = time.time()
     try:

@@ -3,7 +3,7 @@ of a freshly initialised model or a trained checkpoint, on the bundled validatio
 
 A norm that grows with the sequence length is the signature of an ill-conditioned memory (docs/design.md,
 "Conditioning of the memory"): with gradient clipping at 1.0 a norm of 1e5 makes every update 1e-5 of what the
-optimiser asked for. The stability tests (tests/test_memory_conditioning.py) check the same quantity.
+optimiser asked for. The stability tests (tests/memory/test_memory_conditioning.py) check the same quantity.
 
     python scripts/memory_grad_norm.py                                                # tiny MAC, 256 .. 16K tokens
     python scripts/memory_grad_norm.py --model lmm --set model.net.memory.decay_target=zero --seq-lens 256 1024

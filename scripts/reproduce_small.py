@@ -24,7 +24,6 @@ Training runs and result files that already exist are reused (--force retrains a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,15 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_spec = importlib.util.spec_from_file_location("ablate_small", ROOT / "scripts" / "ablate_small.py")
-ablate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ablate)
+from scripts import ablate_small as ablate  # noqa: E402  (after the repository root is on sys.path)
 
 LMM_ROWS = list(ablate.ROWS)  # full, linear_memory, no_momentum, no_weight_decay, no_conv, no_persistent
 OTHER_ROWS = {"mac": ["model=mac"], "mag": ["model=mag"], "mal": ["model=mal"], "transformer": ["model=transformer"],
               "swa": ["model=swa"], "deltanet": ["model=deltanet"], "gated_deltanet": ["model=gated_deltanet"],
               "ttt": ["model=ttt"],
-              # depth 3-4 with the smaller initial inner learning rate of configs/experiment/lmm_depth{3,4}_*.yaml
+              # depth 3-4 with the smaller initial inner learning rate of configs/recipe/figure7/depth{3,4}.yaml
               "depth3": ["model=lmm", "model.net.memory.depth=3", "model.net.memory.theta_init=0.001"],
               # at the tiny width a depth-4 memory alone exceeds the Transformer++ parameter count: not matched
               "depth4": ["model=lmm", "model.net.memory.depth=4", "model.net.memory.theta_init=0.001",

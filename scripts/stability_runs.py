@@ -89,7 +89,7 @@ DEFAULT = "mac_s1337_compiled_t1"  # what `python train.py` is on a fresh clone 
 
 def record_default_run() -> Path:
     """experiments/results/default_run.json: the default run's validation perplexity at each validation, from its
-    CSV log; the README quotes ``val_ppl`` and tests/test_default_run.py checks a fresh run against it."""
+    CSV log; the README quotes ``val_ppl`` and tests/repo/test_default_run.py checks a fresh run against it."""
     import csv
 
     rows = {r["name"]: r for r in json.loads((OUT / "default_runs.json").read_text())["runs"]}

@@ -7,7 +7,12 @@ initialised 2-layer Llama.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from titans.tasks.haystack import NOISE_SENTENCE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE_TEXT = (
     "Mary moved to the bathroom. John went to the hallway. Daniel picked up the football there. "
@@ -16,6 +21,10 @@ SAMPLE_TEXT = (
     "Now is the winter of our discontent made glorious summer by this sun of York. "
     "To be, or not to be, that is the question. All the world's a stage, and all the men and women merely players."
 )
+
+# a haystack text for the long-context tasks
+ESSAY = " ".join(f"Sentence number {i} of the essay talks about the {w} and the river." for i, w in
+                 enumerate(["king", "queen", "storm", "garden", "castle", "sea", "crown", "sword"] * 10))
 
 
 def tiny_tokenizer(vocab_size: int = 400):
@@ -43,3 +52,19 @@ def tiny_llama(vocab_size: int, max_position_embeddings: int = 256, seed: int = 
                          max_position_embeddings=max_position_embeddings, bos_token_id=1, eos_token_id=2,
                          pad_token_id=0, tie_word_embeddings=False)
     return LlamaForCausalLM(config).eval()
+
+
+def compose_eval_config(overrides: list[str]):
+    """configs/eval.yaml composed with ``overrides`` as eval.py would."""
+    from hydra import compose, initialize_config_dir
+
+    os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(config_name="eval", overrides=overrides)
+
+
+def evaluate(overrides: list[str]):
+    """eval.py in this process: the composed config's checkpoint evaluated; returns what evaluate_checkpoint does."""
+    from titans.eval.runner import evaluate_checkpoint
+
+    return evaluate_checkpoint(compose_eval_config(overrides))

@@ -40,9 +40,10 @@ def run_dirs(log_dir: Path, task: str = "train") -> list[Path]:
     return sorted(p for p in (log_dir / task / "runs").iterdir() if p.is_dir())
 
 
-def compose_train_config(tmp_path: Path, overrides: list[str]):
+def compose_train_config(tmp_path: Path, overrides: list[str], config_dir: Path | None = None):
     """configs/train.yaml composed with ``overrides`` as train.py would, its output paths under ``tmp_path`` and
-    the Hydra config registered (so ``${hydra:...}`` interpolations resolve)."""
+    the Hydra config registered (so ``${hydra:...}`` interpolations resolve). ``config_dir``: another copy of
+    configs/ (default: the repository's)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -52,7 +53,7 @@ def compose_train_config(tmp_path: Path, overrides: list[str]):
 
     register_resolvers()  # as train.py does on import: the run directory's name is a resolver
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir or ROOT / "configs"), version_base="1.3"):
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path)

@@ -2,7 +2,7 @@
 
 Columns (paper order) and the lm-eval task/metric behind each. Accuracies are reported in %,
 perplexities as they are. ``Avg`` is the mean of the eight accuracy columns, which is how the
-paper's Avg is computed (checked against the paper's rows in tests/test_eval_tables.py).
+paper's Avg is computed (checked against the paper's rows in tests/eval/test_eval_tables.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Conditioning probes of a whole model at a given input: the outer gradient norm (total and by parameter group)
 and the exact input stream each memory layer sees (for ``titans.memory.conditioning.memory_trajectory``).
 
-Used by the stability tests (tests/test_memory_conditioning.py) and scripts/memory_grad_norm.py.
+Used by the stability tests (tests/memory/test_memory_conditioning.py) and scripts/memory_grad_norm.py.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ model's activations. ``linear_cross_entropy`` computes the same mean loss chunk 
 gradients are needed, the gradients of ``hidden`` and ``W`` in the same pass (softmax - one-hot
 times W, and its transpose times hidden), so at most one [chunk, V] block exists at a time and the
 backward is a multiplication by the incoming scalar.  Values and gradients equal the unfused
-``F.cross_entropy`` (tests/test_models_loss.py, float64).
+``F.cross_entropy`` (tests/models/test_models_loss.py, float64).
 """
 from __future__ import annotations
 

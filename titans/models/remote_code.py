@@ -22,7 +22,7 @@ transformers loads the config class and the model class each into a directory of
 files that class's module reaches), so a loaded config holds the MemoryConfig of one copy of titans_memory_config and
 the model builds its memory with the other copy's: ``NeuralMemory`` accepts a MemoryConfig of either.
 
-Nothing generated is kept in the repository; tests/test_models_remote_code.py checks that the bundle is the
+Nothing generated is kept in the repository; tests/models/test_models_remote_code.py checks that the bundle is the
 sources line for line and that transformers finds every file of it.
 """
 

@@ -36,7 +36,7 @@ decay toward zero or toward M_0 (decay_target); per-token gates (shared or per l
 >= 16; head_dim and hidden width powers of two (head_dim 16-128); state float32 (float64 for tests) with
 float32/float64/bf16/fp16 inputs (upcast on load).
 Everything else (depth 3-4, chunk 1-15, odd widths) runs through "torch". All matmuls use IEEE float32 (no TF32).
-Tested in the interpreter against the torch scan (tests/test_memory_triton.py); on a GPU only by the
+Tested in the interpreter against the torch scan (tests/memory/test_memory_triton.py); on a GPU only by the
 gpu-marked tests that scripts/gpu_check.sh runs.
 """
 
