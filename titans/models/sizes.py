@@ -34,8 +34,8 @@ SIZES: dict[str, dict] = {
 }
 
 #: the sizes whose attention window and persistent-token count are not the paper's (TitansConfig.window 2048 and
-#: VariantSpec.n_persistent 128, NeurIPS App. E.1): the CPU-scale models attend over 128 tokens and prepend 16
-#: persistent tokens. Each applies only to the variants that use it (a window, persistent tokens by default).
+#: VariantSpec.n_persistent, 128 for the Titans variants, NeurIPS App. E.1): the CPU-scale models attend over 128
+#: tokens and prepend at most 16 persistent tokens (a variant that declares fewer keeps its own number).
 SCALED_DEFAULTS: dict[str, dict] = {
     "tiny": dict(window=128, n_persistent=16),
     "small": dict(window=128, n_persistent=16),
@@ -51,8 +51,8 @@ def size_defaults(variant: str, size: str) -> dict:
     scaled = dict(SCALED_DEFAULTS.get(size, {}))
     if not any(block.uses_window for block in spec.blocks):
         scaled.pop("window", None)
-    if not spec.n_persistent:
-        scaled.pop("n_persistent", None)
+    if "n_persistent" in scaled:
+        scaled["n_persistent"] = min(scaled["n_persistent"], spec.n_persistent)
     return {**SIZES[size], **scaled}
 
 
