@@ -8,6 +8,8 @@ import ast
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from train_helpers import ROOT
 
 PACKAGE = ROOT / "titans"
@@ -60,12 +62,25 @@ def _from_target(node: ast.ImportFrom, package: str) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports(path: Path):
-    """Every import statement of ``path``, at any depth, with the package its relative imports start from."""
+def _is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` / ``if typing.TYPE_CHECKING:`` (imports that only a type checker runs)."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(path: Path, runtime_only: bool = False):
+    """Every import statement of ``path``, at any depth, with the package its relative imports start from;
+    ``runtime_only``: without those in the body of an ``if TYPE_CHECKING:`` block."""
     this = module_name(path)
     package = this if path.name == "__init__.py" else this.rsplit(".", 1)[0]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))], package
+    skipped = set()
+    if runtime_only:
+        skipped = {id(inner) for block in ast.walk(tree) if _is_type_checking_block(block)
+                   for stmt in block.body for inner in ast.walk(stmt)}
+    return [node for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in skipped], package
 
 
 def _is_own(name: str) -> bool:
@@ -94,8 +109,8 @@ def module_dependencies(path: Path) -> set[str]:
     """The project's modules that ``path`` imports, at any depth (a function-level import defers a cycle, it does
     not remove it). ``from . import mlp`` depends on the module mlp alone (its package is already being imported);
     ``from .scan import MemoryScan`` on scan; ``from . import memory_scan``, a name of the package's
-    ``__init__``, on the package."""
-    nodes, package = _imports(path)
+    ``__init__``, on the package. Imports that only a type checker runs (``if TYPE_CHECKING:``) are left out."""
+    nodes, package = _imports(path, runtime_only=True)
     found = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -162,6 +177,8 @@ def test_the_memory_import_graph_has_no_test_gaps():
     assert "titans.memory" not in graph["titans.memory.layer"]  # ``from . import mlp`` is an edge to mlp alone
     assert "titans.memory.triton" in graph["titans.memory.dispatch"]  # imported inside apply_scan
     assert "titans.memory.step" in graph["titans.memory.triton.op"]  # ``from .. import step``
+    assert "titans.models.config" not in package_import_graph(PACKAGE / "models")["titans.models.variants.base"]
+    assert "titans.models.config" in {name for _, name in imported_modules(PACKAGE / "models" / "variants" / "base.py")}
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"b", "d"}, "d": set()}) == ["b", "c", "b"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
@@ -187,6 +204,15 @@ def test_the_report_package_has_no_import_cycle():
                ("table1", "table2", "tables3_4", "table5", "figure6", "figure7", "figures8_9")}
     assert entries <= graph["titans.eval.report.build"]
     assert all(not deps & entries for module, deps in graph.items() if module != "titans.eval.report.build")
+
+
+@pytest.mark.parametrize("package", sorted(str(p.parent.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("__init__.py")))
+def test_no_package_has_an_import_cycle_among_its_modules(package):
+    """Inside every package of titans (its subpackages' modules included) the module-level imports form no cycle,
+    function-level imports included: each module can be read after the ones it imports."""
+    graph = package_import_graph(PACKAGE.parent / package)
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import cycle in {package.replace('/', '.')}: " + " -> ".join(cycle)
 
 
 def test_no_module_imports_a_layer_above_it():
