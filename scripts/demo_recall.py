@@ -148,7 +148,10 @@ def plot(results: list[dict], args, chance: float, path: Path) -> None:
 
     from titans.eval.plots import MARKERS, legend_outside
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2, 1]}, layout="constrained")
+    sweep = bool(args.pairs_variants)  # the accuracy-vs-pairs panel, when there is a curve to draw
+    fig, axes = plt.subplots(1, 2 if sweep else 1, figsize=(13 if sweep else 8.7, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1] if sweep else [1]}, layout="constrained")
+    axes = axes[0]
     main = [r for r in results if r["pairs"] == args.pairs]
     width = 0.8 / max(1, len(args.settings))
     for i, setting in enumerate(args.settings):
@@ -163,6 +166,10 @@ def plot(results: list[dict], args, chance: float, path: Path) -> None:
     axes[0].set_ylim(0, 1.02)
     axes[0].legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     axes[0].set_title(f"MQAR, {args.pairs} pairs, window/segment {WINDOW}", pad=24)
+    if not sweep:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        return
     pairs = set()
     for k, variant in enumerate(args.pairs_variants):
         pts = sorted((r["pairs"], r.get("accuracy") or 0.0) for r in results
