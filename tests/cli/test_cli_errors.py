@@ -136,9 +136,9 @@ def test_a_fresh_run_has_no_resume_warnings(small_run_and_output):
 
 
 def test_resuming_with_another_config_is_refused_naming_the_difference(small_run, tmp_path):
-    proc = run_train([*SMALL, f"ckpt_path={small_run}", "model.net.n_persistent=4", "trainer.max_steps=6"], tmp_path,
+    proc = run_train([*SMALL, f"ckpt_path={small_run}", "model.net.memory.chunk_size=8", "trainer.max_steps=6"], tmp_path,
                      check=False)
-    assert_one_error_line(proc, "model.net.n_persistent 16 -> 4", "allow_config_change=true")
+    assert_one_error_line(proc, "model.net.memory.chunk_size 16 -> 8", "allow_config_change=true")
     # the whole config is compared, not only the model's: a changed data config was trained on without a word
     proc = run_train([*SMALL, f"ckpt_path={small_run}", "data.seq_len=32", "data.batch_size=4", "trainer.max_steps=6"],
                      tmp_path, check=False)
